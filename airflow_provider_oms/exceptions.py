@@ -1,0 +1,59 @@
+"""Exceptions raised by the provider. Messages never contain a credential."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.exceptions import AirflowException
+
+
+class OMSError(AirflowException):
+    """Base class of every error this provider raises."""
+
+
+class OMSValidationError(OMSError, ValueError):
+    """Input refused before anything was sent; the message names the field and the limit."""
+
+
+class OMSApiError(OMSError):
+    """
+    The OMS API answered with an error, or could not be reached.
+
+    :param message: what happened, in words a person can act on.
+    :param http_status: HTTP status of the response, ``None`` when no response arrived. (Not
+        ``status_code``: AirflowException uses that name for the API server's own status.)
+    :param error_code: OMS error code such as ``OMS.0065`` or ``APIGW.0301``.
+    :param error_msg: the service's error message.
+    :param request_id: the ``X-Request-Id`` of the response, for Huawei support.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        error_code: str | None = None,
+        error_msg: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.error_code = error_code
+        self.error_msg = error_msg
+        self.request_id = request_id
+
+    def __reduce__(
+        self,
+    ) -> tuple[Any, tuple[Any, ...]]:  # keep the attributes when pickled (Airflow ships exceptions between processes)
+        return (
+            _rebuild_api_error,
+            (str(self), self.http_status, self.error_code, self.error_msg, self.request_id),
+        )
+
+
+def _rebuild_api_error(
+    message: str, http_status: int | None, error_code: str | None, error_msg: str | None, request_id: str | None
+) -> OMSApiError:
+    return OMSApiError(
+        message, http_status=http_status, error_code=error_code, error_msg=error_msg, request_id=request_id
+    )

@@ -1,0 +1,106 @@
+"""
+Checks that run before anything is sent. Each error names the field and the limit, never a secret value.
+
+No Airflow import beyond the exception type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider_oms.constants import (
+    PATH_LIMITS,
+    START_TASK_BODY_LIMITS,
+    START_TASK_REQUIRED,
+)
+from airflow_provider_oms.exceptions import OMSValidationError
+
+_TRUE = "true"
+_FALSE = "false"
+
+
+def _show(value: str, limit: int = 60) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def check_length(field: str, value: object, minimum: int, maximum: int, *, secret: bool = False) -> str:
+    """
+    Return ``value`` if it is a string of ``minimum``..``maximum`` characters, else raise.
+
+    :param field: the name shown in the error (for credentials, also say where the value came from).
+    :param secret: never show the value itself, only its length.
+    """
+    if not isinstance(value, str):
+        raise OMSValidationError(f"{field} must be a string, got {type(value).__name__}")
+    if not minimum <= len(value) <= maximum:
+        shown = "" if secret or not value else f" ({_show(value)})"
+        raise OMSValidationError(f"{field} must be {minimum} to {maximum} characters long, got {len(value)}{shown}")
+    return value
+
+
+def check_path_value(field: str, value: object, limit_key: str) -> str:
+    """
+    Check a value that becomes one URL path segment (a project or task id) and return it as a string.
+
+    Integers are accepted (OMS task ids are numbers). The value is percent-encoded as one segment when sent;
+    characters that could still be read as path structure are refused outright.
+
+    :param field: the name shown in the error, e.g. ``migration_task_id``.
+    :param limit_key: the key in :data:`PATH_LIMITS` (``task_id`` or ``project_id``).
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    minimum, maximum = PATH_LIMITS[limit_key]
+    text = check_length(field, value, minimum, maximum)
+    if text.strip() != text:
+        raise OMSValidationError(f"{field} must not start or end with white space, got {_show(text)}")
+    if text in {".", ".."} or any(ch in text for ch in "/\\?#%") or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise OMSValidationError(
+            f"{field} must not contain '/', '\\', '?', '#', '%', control characters or be '.' or '..', "
+            f"got {_show(text)}"
+        )
+    return text
+
+
+def coerce_bool(field: str, value: object) -> bool:
+    """
+    Return ``value`` as a bool: a bool, or the strings ``"true"``/``"false"`` in any case.
+
+    A Jinja template renders ``False`` to the string ``"False"``, which Python would take as true; anything
+    that is not clearly one of the two is refused rather than guessed.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered == _TRUE:
+            return True
+        if lowered == _FALSE:
+            return False
+    raise OMSValidationError(
+        f"{field} must be a boolean or the string 'true' or 'false' (any case), got {_show(str(value))} "
+        f"of type {type(value).__name__}"
+    )
+
+
+def check_start_task_body(body: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> None:
+    """
+    Check a StartTaskReq body against the seed API's limits.
+
+    :param body: the body about to be sent.
+    :param sources: for each credential field, where it came from (e.g. "password of connection 'oms'"),
+        so that the error tells the user what to fix.
+    """
+    sources = sources or {}
+    for field in START_TASK_REQUIRED:
+        if not body.get(field):
+            where = f" ({sources[field]})" if field in sources else ""
+            raise OMSValidationError(f"{field}{where} is required and must not be empty")
+    for field, (minimum, maximum) in START_TASK_BODY_LIMITS.items():
+        if field in body and body[field] is not None:
+            where = f" ({sources[field]})" if field in sources else ""
+            check_length(f"{field}{where}", body[field], minimum, maximum, secret=True)
+    flag = body.get("migrate_failed_object")
+    if flag is not None and not isinstance(flag, bool):
+        raise OMSValidationError("migrate_failed_object must be a boolean")
