@@ -1,0 +1,69 @@
+"""Provider metadata that Airflow reads through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_oms import __version__
+
+_INTEGRATION = "Huawei Cloud OMS"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return what this provider registers: connection type, hooks, operators."""
+    return {
+        "package-name": "airflow-provider-oms",
+        "name": "Huawei Cloud OMS",
+        "description": "Huawei Cloud OMS (Object Storage Migration Service): start, watch and manage "
+        "migration tasks into OBS.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://support.huaweicloud.com/intl/en-us/api-oms/oms_api_0001.html",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.hooks.oms"]}],
+        "operators": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.operators.oms"]}],
+        "connection-types": [
+            {
+                "connection-type": "huaweicloud_oms",
+                "hook-class-name": "airflow_provider_oms.hooks.oms.OMSHook",
+                "hook-name": "Huawei Cloud OMS",
+                "conn-fields": {
+                    "project_id": {
+                        "label": "Project ID",
+                        "description": "Huawei Cloud project id of the region (required).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "region": {
+                        "label": "Region",
+                        "description": "e.g. cn-north-4; gives https://oms.{region}.myhuaweicloud.com.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "endpoint": {
+                        "label": "Endpoint",
+                        "description": "Overrides the region's endpoint, e.g. a local emulator's URL.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "security_token": {
+                        "label": "Security token",
+                        "description": "For temporary AK/SK; sent as X-Security-Token.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "port"],
+                    "relabeling": {"login": "Access Key ID (AK)", "password": "Secret Access Key (SK)"},
+                    "placeholders": {
+                        "login": "AK of the account or IAM user",
+                        "password": "SK of the account or IAM user",
+                        "project_id": "0123456789abcdef0123456789abcdef",
+                        "region": "cn-north-4",
+                        "endpoint": "https://oms.cn-north-4.myhuaweicloud.com",
+                    },
+                },
+            }
+        ],
+    }

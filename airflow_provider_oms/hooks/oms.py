@@ -1,0 +1,365 @@
+"""The OMS hook: an Airflow connection in, authenticated OMS v2 calls out."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_oms.client import Credentials, OMSRequestBuilder, PreparedCall, parse_response
+from airflow_provider_oms.constants import ENDPOINT_TEMPLATE, KNOWN_REGIONS, TOKEN_MAX_LENGTH
+from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
+from airflow_provider_oms.validation import check_length, check_path_value, check_start_task_body, coerce_bool
+
+DEFAULT_TIMEOUT = 60.0
+_LOOPBACK_NAMES = {"localhost"}
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _json_auth_file(value: object, conn_id: str) -> str:
+    """Return a Google Cloud service-account key as a JSON string; the extra may hold it as text or object."""
+    if isinstance(value, dict):
+        return json.dumps(value)
+    where = f"extra 'json_auth_file' of connection {conn_id!r}"
+    if not isinstance(value, str):
+        raise OMSValidationError(f"{where} must be the service-account key JSON, got {type(value).__name__}")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise OMSValidationError(f"{where} must be a JSON object (a Google Cloud service-account key file)")
+    return value
+
+
+@dataclass(frozen=True)
+class OMSConnectionConfig:
+    """What an OMS connection resolves to. The repr shows no credential."""
+
+    credentials: Credentials
+    project_id: str
+    endpoint: str
+    region: str | None = None
+    verify: bool | str = True
+    timeout: float = DEFAULT_TIMEOUT
+    conn_id: str = field(default="")
+
+
+class OMSHook(BaseHook):
+    """
+    Interact with Huawei Cloud OMS (Object Storage Migration Service) v2.
+
+    The connection holds the AK in ``login`` and the SK in ``password``. Extras: ``project_id`` (required),
+    ``region`` (gives ``https://oms.{region}.myhuaweicloud.com``) or ``endpoint`` (overrides it, e.g. the local
+    emulator's URL), ``security_token`` (temporary credentials, sent as ``X-Security-Token``), ``verify``
+    (TLS verification: bool or a CA bundle path), ``timeout`` (seconds), ``allow_insecure_http`` (permit an
+    ``http://`` endpoint that is not loopback).
+
+    The connection is read on first use, not when the hook is created. One ``requests.Session`` serves every
+    call of the hook, so calls reuse the TCP connection.
+
+    :param oms_conn_id: the Airflow connection id of type ``huaweicloud_oms``.
+    """
+
+    conn_name_attr = "oms_conn_id"
+    default_conn_name = "huaweicloud_oms_default"
+    conn_type = "huaweicloud_oms"
+    hook_name = "Huawei Cloud OMS"
+
+    def __init__(self, oms_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.oms_conn_id = oms_conn_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(oms_conn_id={self.oms_conn_id!r})"
+
+    # -- connection -------------------------------------------------------------------------------
+
+    def _read_credentials(self, conn_id: str, *, role: str) -> tuple[Credentials, dict[str, Any]]:
+        """Read AK/SK (login/password) and the extras of a connection, masking every credential."""
+        conn = self.get_connection(conn_id)
+        extra = dict(conn.extra_dejson or {})
+        access_key = conn.login or ""
+        secret_key = conn.password or ""
+        token = extra.get("security_token") or None
+        for secret in (access_key, secret_key, token):
+            if secret:
+                mask_secret(secret)
+        if token is not None:
+            check_length(
+                f"security_token (extra of {role} connection {conn_id!r})", token, 1, TOKEN_MAX_LENGTH, secret=True
+            )
+        return Credentials(access_key=access_key, secret_key=secret_key, security_token=token), extra
+
+    @cached_property
+    def config(self) -> OMSConnectionConfig:
+        """The resolved connection: credentials, project, endpoint, TLS and timeout settings."""
+        conn_id = self.oms_conn_id
+        credentials, extra = self._read_credentials(conn_id, role="OMS")
+        where = f"connection {conn_id!r}"
+        check_length(f"AK (login of {where})", credentials.access_key, 1, 100, secret=True)
+        check_length(f"SK (password of {where})", credentials.secret_key, 1, 100, secret=True)
+        if not extra.get("project_id"):
+            raise OMSValidationError(f"extra 'project_id' of {where} is required (the Huawei Cloud project id)")
+        project_id = check_path_value(f"project_id (extra of {where})", str(extra["project_id"]), "project_id")
+        region = str(extra["region"]) if extra.get("region") else None
+        endpoint = str(extra.get("endpoint") or "").strip()
+        if not endpoint:
+            if not region:
+                raise OMSValidationError(f"{where} needs extra 'region' (e.g. 'cn-north-4') or 'endpoint'")
+            if region not in KNOWN_REGIONS:
+                raise OMSValidationError(
+                    f"extra 'region' of {where} is {region!r}, which is not a known OMS region "
+                    f"({', '.join(sorted(KNOWN_REGIONS))}); set extra 'endpoint' to use another one"
+                )
+            endpoint = ENDPOINT_TEMPLATE.format(region=region)
+        parts = urlsplit(endpoint)
+        allow_http = coerce_bool("allow_insecure_http", extra.get("allow_insecure_http", False))
+        if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname or ""):
+            raise OMSValidationError(
+                f"extra 'endpoint' of {where} uses plain http:// to a host that is not loopback; request bodies "
+                "carry credentials, so use https:// (or set extra 'allow_insecure_http' to true)"
+            )
+        verify_raw = extra.get("verify", True)
+        verify: bool | str
+        if isinstance(verify_raw, bool) or str(verify_raw).strip().lower() in {"true", "false"}:
+            verify = coerce_bool("verify", verify_raw)
+        else:
+            verify = str(verify_raw)
+        try:
+            timeout = float(extra.get("timeout", DEFAULT_TIMEOUT))
+        except (TypeError, ValueError):
+            raise OMSValidationError(
+                f"extra 'timeout' of {where} must be a number of seconds, got {extra.get('timeout')!r}"
+            ) from None
+        if not timeout > 0:
+            raise OMSValidationError(f"extra 'timeout' of {where} must be more than 0 seconds, got {timeout}")
+        return OMSConnectionConfig(
+            credentials=credentials,
+            project_id=project_id,
+            endpoint=endpoint,
+            region=region,
+            verify=verify,
+            timeout=timeout,
+            conn_id=conn_id,
+        )
+
+    @cached_property
+    def request_builder(self) -> OMSRequestBuilder:
+        """Builds and signs the requests of this hook."""
+        config = self.config
+        return OMSRequestBuilder(config.endpoint, config.project_id, config.credentials)
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """The HTTP session of this hook (keep-alive across calls)."""
+        session = requests.Session()
+        session.trust_env = False  # a proxy from the environment must not see signed requests by surprise
+        return session
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        if "session" in self.__dict__:
+            self.session.close()
+            del self.__dict__["session"]
+
+    # -- transport --------------------------------------------------------------------------------
+
+    def _send(self, call: PreparedCall) -> Any:
+        config = self.config
+        try:
+            response = self.session.request(
+                call.method,
+                call.url,
+                headers=call.headers,
+                data=call.body or None,
+                timeout=config.timeout,
+                verify=config.verify,
+                allow_redirects=False,
+            )
+        except requests.RequestException as err:
+            raise OMSApiError(
+                f"OMS {call.operation} failed: could not get an answer from {self.request_builder.base_url} "
+                f"({type(err).__name__}: {err})"
+            ) from err
+        return parse_response(call, response.status_code, response.headers, response.content)
+
+    def _call(
+        self,
+        method: str,
+        template: str,
+        operation: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        **path_params: str,
+    ) -> Any:
+        builder = self.request_builder
+        call = builder.build(
+            method, builder.path(template, **path_params), query=query, json_body=json_body, operation=operation
+        )
+        return self._send(call)
+
+    # -- OMS operations ---------------------------------------------------------------------------
+
+    def create_task(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        Create a migration task (``POST /v2/{project_id}/tasks``); OMS starts it by itself.
+
+        :param body: a CreateTaskReq, see the OMS API reference.
+        :return: ``{"id": <task id>, "name": <task name>}``.
+        """
+        return self._call("POST", "/tasks", "create task", json_body=dict(body)) or {}
+
+    def get_task(self, migration_task_id: str | int) -> dict[str, Any]:
+        """
+        Return a migration task (``GET /v2/{project_id}/tasks/{task_id}``): status, progress, errors.
+
+        :param migration_task_id: the OMS task id.
+        """
+        task_id = check_path_value("migration_task_id", migration_task_id, "task_id")
+        return self._call("GET", "/tasks/{task_id}", f"show task {task_id}", task_id=task_id) or {}
+
+    def list_tasks(
+        self,
+        *,
+        limit: int = 10,
+        offset: int = 0,
+        status: int | None = None,
+        task_name: str | None = None,
+        group_id: str | None = None,
+    ) -> dict[str, Any]:
+        """
+        List migration tasks (``GET /v2/{project_id}/tasks``).
+
+        :param limit: how many tasks, 1 to 100.
+        :param offset: how many to skip.
+        :param status: only tasks in this status (see :class:`~airflow_provider_oms.constants.TaskStatus`).
+        :param task_name: only tasks whose name contains this.
+        :param group_id: only tasks of this task group.
+        :return: ``{"tasks": [...], "count": <number of matching tasks>}``.
+        """
+        if not 1 <= int(limit) <= 100:
+            raise OMSValidationError(f"limit must be 1 to 100, got {limit}")
+        if int(offset) < 0:
+            raise OMSValidationError(f"offset must be 0 or more, got {offset}")
+        query = {
+            "limit": int(limit),
+            "offset": int(offset),
+            "status": status,
+            "task_name": task_name,
+            "group_id": group_id,
+        }
+        return self._call("GET", "/tasks", "list tasks", query=query) or {}
+
+    def start_task(self, migration_task_id: str | int, body: Mapping[str, Any]) -> None:
+        """
+        Start a paused or failed migration task (``POST /v2/{project_id}/tasks/{task_id}/start``).
+
+        :param migration_task_id: the OMS task id.
+        :param body: a StartTaskReq, normally from :meth:`build_start_task_body`; it is checked against the
+            API's limits before it is sent.
+        """
+        task_id = check_path_value("migration_task_id", migration_task_id, "task_id")
+        check_start_task_body(body)
+        self._call("POST", "/tasks/{task_id}/start", f"start task {task_id}", json_body=dict(body), task_id=task_id)
+
+    def stop_task(self, migration_task_id: str | int) -> None:
+        """
+        Pause a running migration task (``POST /v2/{project_id}/tasks/{task_id}/stop``).
+
+        :param migration_task_id: the OMS task id.
+        """
+        task_id = check_path_value("migration_task_id", migration_task_id, "task_id")
+        self._call("POST", "/tasks/{task_id}/stop", f"stop task {task_id}", task_id=task_id)
+
+    def delete_task(self, migration_task_id: str | int) -> None:
+        """
+        Delete a migration task that is not in progress (``DELETE /v2/{project_id}/tasks/{task_id}``).
+
+        :param migration_task_id: the OMS task id.
+        """
+        task_id = check_path_value("migration_task_id", migration_task_id, "task_id")
+        self._call("DELETE", "/tasks/{task_id}", f"delete task {task_id}", task_id=task_id)
+
+    # -- start body -------------------------------------------------------------------------------
+
+    def build_start_task_body(
+        self,
+        *,
+        migrate_failed_object: bool = False,
+        source_conn_id: str | None = None,
+        destination_conn_id: str | None = None,
+    ) -> dict[str, Any]:
+        """
+        Build and check the StartTaskReq body from Airflow connections; the credentials never pass through args.
+
+        Destination: ``destination_conn_id``'s login/password (default: this hook's OMS connection) and its
+        ``security_token`` extra. Source: ``source_conn_id``'s login/password and its extras
+        ``security_token``, ``json_auth_file`` (Google Cloud Storage) and ``cdn_authentication_key``. Without
+        a source connection no ``src_*`` field is sent (a URL-list task).
+
+        :param migrate_failed_object: restart only the objects that failed.
+        :param source_conn_id: connection holding the source cloud's credentials.
+        :param destination_conn_id: connection holding the destination (OBS) credentials.
+        """
+        body: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        dst_conn_id = destination_conn_id or self.oms_conn_id
+        dst, _ = self._read_credentials(dst_conn_id, role="destination")
+        body["dst_ak"], sources["dst_ak"] = dst.access_key, f"login of connection {dst_conn_id!r}"
+        body["dst_sk"], sources["dst_sk"] = dst.secret_key, f"password of connection {dst_conn_id!r}"
+        if dst.security_token:
+            body["dst_security_token"] = dst.security_token
+            sources["dst_security_token"] = f"extra 'security_token' of connection {dst_conn_id!r}"
+        if source_conn_id:
+            src, extra = self._read_credentials(source_conn_id, role="source")
+            if src.access_key:
+                body["src_ak"], sources["src_ak"] = src.access_key, f"login of connection {source_conn_id!r}"
+            if src.secret_key:
+                body["src_sk"], sources["src_sk"] = src.secret_key, f"password of connection {source_conn_id!r}"
+            if src.security_token:
+                body["src_security_token"] = src.security_token
+                sources["src_security_token"] = f"extra 'security_token' of connection {source_conn_id!r}"
+            for extra_key, field_name in (
+                ("json_auth_file", "json_auth_file"),
+                ("cdn_authentication_key", "source_cdn_authentication_key"),
+            ):
+                value = extra.get(extra_key)
+                if not value:
+                    continue
+                if extra_key == "json_auth_file":
+                    value = _json_auth_file(value, source_conn_id)
+                mask_secret(value)
+                body[field_name] = value
+                sources[field_name] = f"extra {extra_key!r} of connection {source_conn_id!r}"
+        body["migrate_failed_object"] = migrate_failed_object
+        check_start_task_body(body, sources)
+        return body
+
+    # -- UI ---------------------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one cheap signed read (list one task) and say whether the connection works."""
+        try:
+            self.list_tasks(limit=1)
+        except (OMSApiError, OMSValidationError) as err:
+            return False, str(err)
+        config = self.config
+        return True, f"Connected to OMS at {config.endpoint} for project {config.project_id}"
