@@ -70,9 +70,17 @@ class OMSRequestBuilder:
 
     def __init__(self, endpoint: str, project_id: str, credentials: Credentials) -> None:
         parts = urlsplit(endpoint)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
+        if parts.username is not None or parts.password is not None:
+            # The endpoint is not repeated here: it holds a password.
+            raise OMSValidationError("endpoint must not contain a user name or password (user:password@host)")
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise OMSValidationError(f"endpoint must be an http(s) URL such as https://host[:port], got {endpoint!r}")
-        self.base_url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            # The signature covers the path from /v2 on: a prefix would be sent but not signed.
+            raise OMSValidationError(
+                f"endpoint must be only scheme://host[:port], without a path, query or fragment, got {endpoint!r}"
+            )
+        self.base_url = f"{parts.scheme}://{parts.netloc}"
         self.host = parts.netloc
         self.project_id = check_path_value("project_id", project_id, "project_id")
         self._credentials = credentials
@@ -87,7 +95,9 @@ class OMSRequestBuilder:
         The values must already have passed :func:`check_path_value`; quoting with ``safe=""`` makes sure no
         value can add a segment or a query even so.
         """
-        values = {name: quote(str(value), safe="") for name, value in path_params.items()}
+        values = {
+            name: quote(check_path_value(name, value, "task_id"), safe="") for name, value in path_params.items()
+        }
         return f"/v2/{quote(self.project_id, safe='')}{template.format(**values)}"
 
     def build(

@@ -75,8 +75,9 @@ def canonical_query(params: QueryPairs) -> str:
 
     The same string must be sent as the request's query, so that what is signed is what is sent.
     """
-    encoded = sorted((_encode(str(key)), _encode(_query_value(value))) for key, value in params)
-    return "&".join(f"{key}={value}" for key, value in encoded)
+    # Sort the raw pairs, then encode, as the SDK does: encoding first would sort "%" before "-" and letters.
+    pairs = sorted((str(key), _query_value(value)) for key, value in params)
+    return "&".join(f"{_encode(key)}={_encode(value)}" for key, value in pairs)
 
 
 def signed_header_names(headers: Mapping[str, str]) -> list[str]:
