@@ -1,0 +1,316 @@
+"""
+HTTP layer of the local OMS emulator: routing, signature checks, JSON bodies and errors.
+
+The state lives in :mod:`airflow_provider_oms.testing.store`; this module maps HTTP requests onto it, and
+authenticates each of them first, as Huawei Cloud's API gateway does before OMS sees a request. Nothing
+here logs a header or a body: they carry credentials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import socket
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from airflow_provider_oms import signer
+from airflow_provider_oms.constants import ERROR_AUTH, MAX_CLOCK_SKEW_SECONDS
+from airflow_provider_oms.testing.store import (
+    ERROR_EMULATOR,
+    LIST_LIMIT_DEFAULT,
+    OMSEmulatorError,
+    TaskStore,
+    invalid_parameter,
+)
+
+logger = logging.getLogger("airflow_provider_oms.emulator")
+
+ERROR_NO_SUCH_API = "APIGW.0101"
+ERROR_BAD_REQUEST = "APIGW.0201"
+#: Far above any OMS request body (the largest field, json_auth_file, is 64 KiB).
+MAX_BODY_BYTES = 1024 * 1024
+_API_PREFIX = "/v2/"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """
+    One request the emulator received. Headers and bodies are never kept: they carry credentials.
+
+    :param method: the HTTP method (empty for a request too malformed to have one).
+    :param path: the path, without the query string.
+    :param status: the HTTP status answered.
+    :param error_code: the ``error_code`` of an error answer, else ``None``.
+    """
+
+    method: str
+    path: str
+    status: int
+    error_code: str | None
+
+
+def _no_such_api() -> OMSEmulatorError:
+    return OMSEmulatorError(
+        404, ERROR_NO_SUCH_API, "The API does not exist or has not been published in the environment"
+    )
+
+
+def _auth_error(reason: str) -> OMSEmulatorError:
+    return OMSEmulatorError(401, ERROR_AUTH, f"Incorrect IAM authentication information: {reason}")
+
+
+def _json_body(body: bytes) -> Any:
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise invalid_parameter("body", "is not valid JSON") from None
+
+
+def _int_param(params: Mapping[str, str], name: str) -> int | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise invalid_parameter(name, "must be an integer") from None
+
+
+class OMSHTTPServer(ThreadingHTTPServer):
+    """
+    The emulator's HTTP server: one thread per connection, keep-alive, every request authenticated.
+
+    :param address: ``(host, port)`` to listen on; port 0 picks a free one.
+    :param store: the tasks the API works on.
+    :param credentials: the accepted AK/SK pairs, ``{access_key: secret_key}``.
+    :param project_id: the only project whose API exists.
+    """
+
+    daemon_threads = True
+    # server_close() ends idle keep-alive connections instead of waiting for their clients.
+    block_on_close = False
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        store: TaskStore,
+        *,
+        credentials: Mapping[str, str],
+        project_id: str,
+    ) -> None:
+        self.store = store
+        self.credentials = dict(credentials)
+        self.project_id = project_id
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+        self._connections: set[Any] = set()
+        super().__init__(address, OMSRequestHandler)
+
+    def __repr__(self) -> str:
+        return f"OMSHTTPServer(address={self.server_address!r}, project_id={self.project_id!r})"
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every request received so far, in order (a copy)."""
+        with self._lock:
+            return list(self._records)
+
+    def record(self, entry: RequestRecord) -> None:
+        """Append one request to :attr:`requests`."""
+        with self._lock:
+            self._records.append(entry)
+
+    def reset_requests(self) -> None:
+        """Forget the requests received so far."""
+        with self._lock:
+            self._records.clear()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection, with Nagle's algorithm off."""
+        connection, address = super().get_request()
+        # Responses are small: with Nagle and delayed ACKs, each keep-alive call would wait ~40 ms.
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve a connection in its own thread, remembering it until it ends."""
+        with self._lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        """Close a connection that has ended."""
+        with self._lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        """Stop listening and end the open connections, so no client keeps talking to a stopped emulator."""
+        super().server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class OMSRequestHandler(BaseHTTPRequestHandler):
+    """Answers one connection's requests with the OMS v2 API subset that the emulator implements."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "OMSEmulator"
+    # Idle keep-alive connections are dropped after this many seconds, as a real gateway does.
+    timeout = 120
+    server: OMSHTTPServer
+
+    def handle_one_request(self) -> None:
+        """Serve one request of the connection."""
+        # A malformed request never sets these: clear what the previous request on this connection left.
+        self.command = self.path = ""
+        super().handle_one_request()
+
+    def _dispatch(self) -> None:
+        try:
+            status, payload = self._process()
+        except OMSEmulatorError as err:
+            status, payload = err.status, err.to_json()
+        except Exception:
+            logger.exception("OMS emulator: error while answering %s %s", self.command, self._path())
+            status, payload = 500, {"error_code": ERROR_EMULATOR, "error_msg": "Internal emulator error."}
+        self._respond(status, payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer a request that cannot be parsed, in the API's JSON error format rather than HTML."""
+        self.close_connection = True
+        self._respond(code, {"error_code": ERROR_BAD_REQUEST, "error_msg": message or HTTPStatus(code).phrase})
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Log the method, path (no query) and status of a request; never a header or a body."""
+        logger.info("%s %s %s", self.command, self._path(), code)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Send http.server's own messages (timeouts, protocol errors) to the emulator's logger."""
+        logger.debug(format, *args)
+
+    def _path(self) -> str:
+        return self.path.partition("?")[0]
+
+    def _respond(self, status: int, payload: Any) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode("utf-8")
+        error_code = payload.get("error_code") if status >= 400 and isinstance(payload, dict) else None
+        # Recorded before answering, so that a client that got its answer also finds the record.
+        self.server.record(RequestRecord(self.command or "", self._path(), status, error_code))
+        self.send_response(status)
+        self.send_header("X-Request-Id", uuid.uuid4().hex)
+        if data:
+            self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise OMSEmulatorError(411, ERROR_BAD_REQUEST, "Chunked request bodies are not supported.")
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            # The body is left unread, so the connection cannot carry another request.
+            self.close_connection = True
+            raise OMSEmulatorError(
+                413 if length > MAX_BODY_BYTES else 400, ERROR_BAD_REQUEST, "Invalid or too large request body."
+            )
+        return self.rfile.read(length)
+
+    def _process(self) -> tuple[int, Any]:
+        raw_path, _, raw_query = self.path.partition("?")
+        body = self._read_body()
+        if not raw_path.startswith(_API_PREFIX):
+            raise _no_such_api()
+        self._authenticate(raw_path, raw_query, body)
+        project_id, *parts = (unquote(segment) for segment in raw_path[len(_API_PREFIX) :].split("/"))
+        # A project that is not the AK's is an authentication failure, as for a token of another project.
+        if project_id != self.server.project_id:
+            raise _auth_error("the project in the path is not the project of the access key")
+        header_project = self.headers.get(signer.HEADER_PROJECT_ID)
+        if header_project is not None and header_project.strip() != project_id:
+            raise _auth_error(f"the {signer.HEADER_PROJECT_ID} header does not match the project in the path")
+        return self._route(parts, raw_query, body)
+
+    def _authenticate(self, raw_path: str, raw_query: str, body: bytes) -> None:
+        """Verify the SDK-HMAC-SHA256 signature of the request as it arrived; never say what was expected."""
+        authorization = self.headers.get(signer.HEADER_AUTHORIZATION)
+        if not authorization:
+            raise _auth_error("the Authorization header is missing")
+        parsed = signer.parse_authorization(authorization)
+        if parsed is None:
+            raise _auth_error("the Authorization header is not an SDK-HMAC-SHA256 one")
+        secret_key = self.server.credentials.get(parsed.access_key)
+        if secret_key is None:
+            raise _auth_error("verify aksk signature fail: unknown access key")
+        sdk_date = (self.headers.get(signer.HEADER_DATE) or "").strip()
+        if not sdk_date:
+            raise _auth_error(f"the {signer.HEADER_DATE} header is missing")
+        try:
+            signed_at = signer.parse_sdk_date(sdk_date)
+        except ValueError:
+            raise _auth_error(f"the {signer.HEADER_DATE} header is malformed") from None
+        if abs((datetime.now(timezone.utc) - signed_at).total_seconds()) > MAX_CLOCK_SKEW_SECONDS:
+            raise _auth_error("x-sdk-date expired: check this machine's clock")
+        headers = {name: value for name in parsed.signed_headers if (value := self.headers.get(name)) is not None}
+        query = signer.canonical_query(parse_qsl(raw_query, keep_blank_values=True))
+        try:
+            canonical = signer.canonical_request(self.command, raw_path, query, headers, parsed.signed_headers, body)
+        except ValueError:
+            raise _auth_error("verify aksk signature fail: a signed header is missing from the request") from None
+        expected = signer.signature(secret_key, signer.string_to_sign(canonical, sdk_date))
+        if not hmac.compare_digest(expected, parsed.signature):
+            raise _auth_error("verify aksk signature fail")
+
+    def _route(self, parts: list[str], raw_query: str, body: bytes) -> tuple[int, Any]:
+        store = self.server.store
+        match (self.command, parts):
+            case ("GET", ["tasks"]):
+                params = dict(parse_qsl(raw_query, keep_blank_values=True))
+                limit = _int_param(params, "limit")
+                offset = _int_param(params, "offset")
+                return 200, store.list_tasks(
+                    limit=LIST_LIMIT_DEFAULT if limit is None else limit,
+                    offset=0 if offset is None else offset,
+                    status=_int_param(params, "status"),
+                    task_name=params.get("task_name"),
+                    group_id=params.get("group_id"),
+                )
+            case ("POST", ["tasks"]):
+                return 200, store.create_task(_json_body(body))
+            case ("GET", ["tasks", task_id]):
+                return 200, store.get_task(task_id)
+            case ("DELETE", ["tasks", task_id]):
+                store.delete_task(task_id)
+                return 200, None
+            case ("POST", ["tasks", task_id, "start"]):
+                store.start_task(task_id, _json_body(body))
+                return 200, None
+            case ("POST", ["tasks", task_id, "stop"]):
+                store.stop_task(task_id)
+                return 200, None
+        raise _no_such_api()
