@@ -1,0 +1,115 @@
+"""
+End to end: the example DAG run by a real Airflow (`airflow dags test`, SQLite, temporary AIRFLOW_HOME),
+through StartMigrationTaskOperator and OMSHook, over HTTP, against the local OMS emulator, which really copies
+files between bucket folders. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_oms.constants import TaskStatus
+from airflow_provider_oms.hooks.oms import OMSHook
+from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_SK, OMSEmulator
+from airflow_provider_oms.testing.airflow_runner import AirflowTestEnvironment
+from tests.helpers import create_sample_task
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "example_oms_start_migration"
+CONN_ID = "huaweicloud_oms_default"
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    # Tasks wait 1 s before copying, so that a stop right after creation pauses them before any copy.
+    with OMSEmulator(tmp_path_factory.mktemp("buckets"), task_start_delay=1.0) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def airflow(emulator, tmp_path_factory):
+    env = AirflowTestEnvironment(
+        tmp_path_factory.mktemp("airflow-home"), ROOT / "dags", {CONN_ID: emulator.airflow_connection()}
+    )
+    env.migrate()
+    return env
+
+
+@pytest.fixture
+def hook(emulator, monkeypatch):
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", emulator.airflow_connection_uri_env())
+    return OMSHook(CONN_ID)
+
+
+def paused_task(emulator, hook, **kwargs) -> str:
+    task_id = create_sample_task(emulator, hook, **kwargs)
+    hook.stop_task(task_id)
+    emulator.wait_for_status(task_id, {TaskStatus.PAUSED})
+    return task_id
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_dag_resumes_a_paused_task_and_the_files_arrive(emulator, airflow, hook):
+    task_id = paused_task(emulator, hook, prefix="full/", save_prefix="full-landing/", files=5)
+    assert not (emulator.bucket_path("dst") / "full-landing").exists()
+
+    result = airflow.dags_test(DAG_ID, {"migration_task_id": task_id})
+
+    assert result.succeeded, result.output[-3000:]
+    xcom = airflow.xcom_value(DAG_ID, "start_migration")
+    assert xcom["migration_task_id"] == task_id
+    assert xcom["migrate_failed_object"] is False
+    assert xcom["status"] in {TaskStatus.WAITING, TaskStatus.RUNNING}
+    done = emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED, TaskStatus.FAILED}, timeout=30)
+    assert done["status"] == TaskStatus.SUCCEEDED
+    assert done["successful_num"] == 5
+    source = files_under(emulator.bucket_path("src") / "full")
+    assert files_under(emulator.bucket_path("dst") / "full-landing" / "full") == source
+    for secret in (EMULATOR_AK, EMULATOR_SK):
+        assert secret not in result.output
+
+
+def test_failed_objects_then_a_failed_only_restart(emulator, airflow, hook):
+    emulator.add_fail_rule("retry/bad-*", times=1)
+    names = ["good-1.txt", "good-2.txt", "good-3.txt", "bad-1.txt", "bad-2.txt"]
+    task_id = create_sample_task(emulator, hook, prefix="retry/", save_prefix="retry-landing/", names=names)
+    failed = emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED, TaskStatus.FAILED}, timeout=30)
+    assert failed["status"] == TaskStatus.FAILED
+    assert failed["failed_num"] == 2
+    assert failed["failed_object_record"]["result"] is True
+    landing = emulator.bucket_path("dst") / "retry-landing" / "retry"
+    assert sorted(files_under(landing)) == ["good-1.txt", "good-2.txt", "good-3.txt"]
+    # A failed-only restart must not touch objects that already succeeded: remove one to see it stays away.
+    (landing / "good-1.txt").unlink()
+
+    result = airflow.dags_test(DAG_ID, {"migration_task_id": task_id, "migrate_failed_object": True})
+
+    assert result.succeeded, result.output[-3000:]
+    assert airflow.xcom_value(DAG_ID, "start_migration")["migrate_failed_object"] is True
+    done = emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED, TaskStatus.FAILED}, timeout=30)
+    assert done["status"] == TaskStatus.SUCCEEDED
+    assert sorted(files_under(landing)) == ["bad-1.txt", "bad-2.txt", "good-2.txt", "good-3.txt"]
+    source = files_under(emulator.bucket_path("src") / "retry")
+    assert files_under(landing)["bad-1.txt"] == source["bad-1.txt"]
+
+
+def test_nonsense_flag_fails_the_task_and_sends_nothing(emulator, airflow, hook):
+    task_id = paused_task(emulator, hook, prefix="nonsense/", save_prefix="nonsense-landing/")
+    emulator.reset_requests()
+
+    result = airflow.dags_test(DAG_ID, {"migration_task_id": task_id, "migrate_failed_object": "maybe"})
+
+    assert not result.succeeded
+    assert result.state == "failed"
+    assert "migrate_failed_object must be a boolean or the string 'true' or 'false' (any case), got 'maybe'" in (
+        result.output
+    )
+    assert emulator.requests == []
+    assert emulator.get_task(task_id)["status"] == TaskStatus.PAUSED

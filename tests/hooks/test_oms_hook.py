@@ -1,0 +1,292 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_oms.constants import TaskStatus
+from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
+from airflow_provider_oms.hooks.oms import OMSHook
+from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_PROJECT_ID, EMULATOR_SK
+from tests.helpers import create_sample_task
+
+AK = "HOOKTESTAK0000000001"
+SK = "HOOKTESTSK-very-secret-0000000000000001"
+
+
+def oms_extra(**extra):
+    return {"project_id": EMULATOR_PROJECT_ID, "region": "cn-north-4", **extra}
+
+
+# -- connection resolution (no network) -------------------------------------------------------------
+
+
+def test_connection_is_read_lazily(set_connection):
+    hook = OMSHook(oms_conn_id="does_not_exist_yet")
+    set_connection("does_not_exist_yet", login=AK, password=SK, extra=oms_extra())
+    assert hook.config.project_id == EMULATOR_PROJECT_ID
+
+
+def test_region_gives_the_endpoint(set_connection):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra())
+    config = OMSHook("oms").config
+    assert config.endpoint == "https://oms.cn-north-4.myhuaweicloud.com"
+    assert config.credentials.access_key == AK
+    assert config.credentials.secret_key == SK
+    assert config.verify is True
+    assert config.timeout == 60.0
+
+
+def test_endpoint_overrides_region_and_extras_are_coerced(set_connection):
+    set_connection(
+        "oms",
+        login=AK,
+        password=SK,
+        extra=oms_extra(endpoint="http://127.0.0.1:8123", verify="False", timeout="7.5"),
+    )
+    config = OMSHook("oms").config
+    assert config.endpoint == "http://127.0.0.1:8123"
+    assert config.verify is False
+    assert config.timeout == 7.5
+
+
+def test_verify_may_be_a_ca_bundle_path(set_connection):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra(verify="/etc/ssl/certs/ca.pem"))
+    assert OMSHook("oms").config.verify == "/etc/ssl/certs/ca.pem"
+
+
+@pytest.mark.parametrize(
+    ("login", "password", "extra", "message"),
+    [
+        (AK, SK, {"region": "cn-north-4"}, "extra 'project_id' of connection 'oms' is required"),
+        (AK, SK, {"project_id": "p"}, "needs extra 'region' (e.g. 'cn-north-4') or 'endpoint'"),
+        (AK, SK, {"project_id": "p", "region": "mars-north-1"}, "'mars-north-1', which is not a known OMS region"),
+        (AK, SK, oms_extra(endpoint="http://oms.example.com"), "plain http:// to a host that is not loopback"),
+        (AK, SK, oms_extra(endpoint="ftp://x"), "endpoint must be an http(s) URL"),
+        (AK, SK, oms_extra(timeout="soon"), "extra 'timeout' of connection 'oms' must be a number of seconds"),
+        (AK, SK, oms_extra(timeout=0), "must be more than 0 seconds"),
+        (None, SK, oms_extra(), "AK (login of connection 'oms') must be 1 to 100 characters long, got 0"),
+        (AK, "", oms_extra(), "SK (password of connection 'oms') must be 1 to 100 characters long, got 0"),
+        (AK, "S" * 101, oms_extra(), "SK (password of connection 'oms') must be 1 to 100 characters long, got 101"),
+        (AK, SK, oms_extra(project_id="a/b"), "must not contain '/'"),
+    ],
+)
+def test_bad_connections_are_refused_before_any_request(set_connection, login, password, extra, message):
+    set_connection("oms", login=login, password=password, extra=extra)
+    hook = OMSHook("oms")
+    with pytest.raises(OMSValidationError) as err:
+        hook.get_task("1")
+    assert message in str(err.value)
+    assert SK not in str(err.value)
+    assert "session" not in hook.__dict__  # no HTTP session was even created
+
+
+def test_insecure_http_can_be_allowed_explicitly(set_connection):
+    set_connection(
+        "oms", login=AK, password=SK, extra=oms_extra(endpoint="http://oms.example.com", allow_insecure_http="true")
+    )
+    assert OMSHook("oms").config.endpoint == "http://oms.example.com"
+
+
+def test_reprs_hold_no_credential(set_connection):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra(security_token="TOKEN-SECRET-123"))
+    hook = OMSHook("oms")
+    texts = [repr(hook), repr(hook.config), repr(hook.request_builder), repr(hook.config.credentials)]
+    for text in texts:
+        for secret in (AK, SK, "TOKEN-SECRET-123"):
+            assert secret not in text
+
+
+def test_every_credential_read_is_masked(set_connection, mocker):
+    masked = mocker.patch("airflow_provider_oms.hooks.oms.mask_secret")
+    set_connection("oms", login=AK, password=SK, extra=oms_extra(security_token="OMS-TOKEN-0001"))
+    set_connection(
+        "src",
+        login="SOURCE-AK-0001",
+        password="SOURCE-SK-0001",
+        extra={
+            "security_token": "SOURCE-TOKEN-0001",
+            "json_auth_file": {"type": "service_account", "private_key": "PK-0001"},
+            "cdn_authentication_key": "CDN-KEY-0001",
+        },
+    )
+    body = OMSHook("oms").build_start_task_body(source_conn_id="src")
+    seen = {call.args[0] for call in masked.call_args_list}
+    for secret in (AK, SK, "OMS-TOKEN-0001", "SOURCE-AK-0001", "SOURCE-SK-0001", "SOURCE-TOKEN-0001", "CDN-KEY-0001"):
+        assert secret in seen
+    assert body["json_auth_file"] in seen
+
+
+# -- the start body ---------------------------------------------------------------------------------
+
+
+def test_start_body_defaults_to_the_oms_connection_as_destination(set_connection):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra(security_token="OMS-TOKEN-0001"))
+    body = OMSHook("oms").build_start_task_body(migrate_failed_object=True)
+    assert body == {
+        "dst_ak": AK,
+        "dst_sk": SK,
+        "dst_security_token": "OMS-TOKEN-0001",
+        "migrate_failed_object": True,
+    }
+
+
+def test_start_body_from_source_and_destination_connections(set_connection):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra())
+    set_connection("dst", login="DEST-AK-0001", password="DEST-SK-0001")
+    set_connection(
+        "src",
+        login="SOURCE-AK-0001",
+        password="SOURCE-SK-0001",
+        extra={"security_token": "SOURCE-TOKEN-0001", "cdn_authentication_key": "CDN-KEY-0001"},
+    )
+    body = OMSHook("oms").build_start_task_body(source_conn_id="src", destination_conn_id="dst")
+    assert body == {
+        "dst_ak": "DEST-AK-0001",
+        "dst_sk": "DEST-SK-0001",
+        "src_ak": "SOURCE-AK-0001",
+        "src_sk": "SOURCE-SK-0001",
+        "src_security_token": "SOURCE-TOKEN-0001",
+        "source_cdn_authentication_key": "CDN-KEY-0001",
+        "migrate_failed_object": False,
+    }
+
+
+def test_gcs_auth_file_from_an_object_or_a_string(set_connection):
+    key = {"type": "service_account", "project_id": "p", "private_key": "PK"}
+    set_connection("oms", login=AK, password=SK, extra=oms_extra())
+    set_connection("gcs_obj", extra={"json_auth_file": key})
+    set_connection("gcs_str", extra={"json_auth_file": json.dumps(key)})
+    hook = OMSHook("oms")
+    for conn_id in ("gcs_obj", "gcs_str"):
+        body = hook.build_start_task_body(source_conn_id=conn_id)
+        assert json.loads(body["json_auth_file"]) == key
+        assert "src_ak" not in body
+        assert "src_sk" not in body
+
+
+def test_gcs_auth_file_that_is_not_json_is_refused(set_connection):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra())
+    set_connection("gcs", extra={"json_auth_file": "not json PRIVATE"})
+    with pytest.raises(
+        OMSValidationError, match="extra 'json_auth_file' of connection 'gcs' must be a JSON object"
+    ) as err:
+        OMSHook("oms").build_start_task_body(source_conn_id="gcs")
+    assert "PRIVATE" not in str(err.value)
+
+
+def test_no_source_connection_sends_no_source_fields(set_connection):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra())
+    body = OMSHook("oms").build_start_task_body()
+    assert not [key for key in body if key.startswith("src_")]
+
+
+def test_source_credentials_over_the_limit_name_the_connection(set_connection):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra())
+    set_connection("src", login="SOURCE-AK", password="X" * 101)
+    with pytest.raises(OMSValidationError) as err:
+        OMSHook("oms").build_start_task_body(source_conn_id="src")
+    assert "src_sk (password of connection 'src') must be 1 to 100 characters long, got 101" in str(err.value)
+    assert "X" * 101 not in str(err.value)
+
+
+# -- against the emulator, over real HTTP ------------------------------------------------------------
+
+
+def test_task_lifecycle_through_the_hook(oms_emulator, oms_conn):
+    hook = OMSHook(oms_conn)
+    task_id = create_sample_task(oms_emulator, hook)
+    done = oms_emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED})
+    assert hook.get_task(task_id)["successful_num"] == done["successful_num"] == 3
+
+    listed = hook.list_tasks(limit=10, status=TaskStatus.SUCCEEDED)
+    assert [str(t["id"]) for t in listed["tasks"]] == [task_id]
+    assert listed["count"] == 1
+
+    with pytest.raises(OMSApiError) as err:
+        hook.start_task(task_id, hook.build_start_task_body())
+    assert err.value.http_status == 400
+    assert err.value.request_id
+
+    hook.delete_task(task_id)
+    with pytest.raises(OMSApiError) as err:
+        hook.get_task(task_id)
+    assert err.value.error_code == "OMS.1009"
+    assert "check the migration task id" in str(err.value)
+
+
+def test_stop_then_start_a_running_task(tmp_path, oms_conn, monkeypatch):
+    from airflow_provider_oms.testing import OMSEmulator
+
+    with OMSEmulator(tmp_path / "data", object_delay=0.2) as emulator:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{oms_conn.upper()}", emulator.airflow_connection_uri_env())
+        hook = OMSHook(oms_conn)
+        task_id = create_sample_task(emulator, hook, files=10)
+        emulator.wait_for_status(task_id, {TaskStatus.RUNNING})
+        hook.stop_task(task_id)
+        assert emulator.wait_for_status(task_id, {TaskStatus.PAUSED})["successful_num"] < 10
+
+        with pytest.raises(OMSApiError) as err:
+            hook.stop_task(task_id)
+        assert err.value.error_code == "OMS.0066"
+
+        hook.start_task(task_id, hook.build_start_task_body())
+        assert emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED}, timeout=20)["successful_num"] == 10
+
+
+def test_starting_a_running_task_is_an_oms_error_without_credentials(tmp_path, oms_conn, monkeypatch):
+    from airflow_provider_oms.testing import OMSEmulator
+
+    with OMSEmulator(tmp_path / "data", task_start_delay=5) as emulator:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{oms_conn.upper()}", emulator.airflow_connection_uri_env())
+        hook = OMSHook(oms_conn)
+        task_id = create_sample_task(emulator, hook)
+        with pytest.raises(OMSApiError) as err:
+            hook.start_task(task_id, hook.build_start_task_body())
+    error = err.value
+    assert (error.http_status, error.error_code) == (400, "OMS.0065")
+    assert error.error_msg
+    assert error.request_id and error.request_id in str(error)
+    assert f"start task {task_id}" in str(error)
+    for secret in (EMULATOR_AK, EMULATOR_SK):
+        assert secret not in str(error)
+        assert secret not in repr(error)
+
+
+def test_wrong_secret_key_is_a_401_with_a_hint(oms_emulator, set_connection):
+    conn = oms_emulator.airflow_connection()
+    set_connection(
+        "bad", conn_type=conn["conn_type"], login=conn["login"], password="WRONG-SK-00000000", extra=conn["extra"]
+    )
+    with pytest.raises(OMSApiError) as err:
+        OMSHook("bad").list_tasks()
+    assert (err.value.http_status, err.value.error_code) == (401, "APIGW.0301")
+    assert "check the connection's AK/SK" in str(err.value)
+    assert "WRONG-SK" not in str(err.value)
+
+
+def test_security_token_is_sent_signed(oms_emulator, set_connection):
+    conn = oms_emulator.airflow_connection()
+    extra = {**conn["extra"], "security_token": "TEMP-TOKEN-0001"}
+    set_connection("tmp", conn_type=conn["conn_type"], login=conn["login"], password=conn["password"], extra=extra)
+    hook = OMSHook("tmp")
+    call = hook.request_builder.build("GET", hook.request_builder.path("/tasks"), operation="list tasks")
+    assert call.headers["X-Security-Token"] == "TEMP-TOKEN-0001"
+    assert "x-security-token" in call.headers["Authorization"]
+    assert hook.list_tasks()["count"] == 0
+
+
+def test_unreachable_endpoint_is_a_clear_error(set_connection):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra(endpoint="http://127.0.0.1:9", timeout=2))
+    with pytest.raises(OMSApiError, match=r"OMS list tasks failed: could not get an answer from http://127.0.0.1:9"):
+        OMSHook("oms").list_tasks()
+
+
+def test_one_session_serves_every_call(oms_emulator, oms_conn):
+    hook = OMSHook(oms_conn)
+    session = hook.session
+    hook.list_tasks()
+    hook.list_tasks(limit=1)
+    assert hook.session is session
+    hook.close()
+    assert "session" not in hook.__dict__
