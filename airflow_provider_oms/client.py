@@ -92,12 +92,10 @@ class OMSRequestBuilder:
         """
         Fill a path template such as ``/tasks/{task_id}/start``; each value becomes exactly one segment.
 
-        The values must already have passed :func:`check_path_value`; quoting with ``safe=""`` makes sure no
-        value can add a segment or a query even so.
+        Each value is checked with :func:`check_path_value` (callers check first, to name their own field in
+        the error) and quoted with ``safe=""``, so no value can add a segment or a query.
         """
-        values = {
-            name: quote(check_path_value(name, value, "task_id"), safe="") for name, value in path_params.items()
-        }
+        values = {name: quote(check_path_value(name, value, "task_id"), safe="") for name, value in path_params.items()}
         return f"/v2/{quote(self.project_id, safe='')}{template.format(**values)}"
 
     def build(
