@@ -57,3 +57,16 @@ def _rebuild_api_error(
     return OMSApiError(
         message, http_status=http_status, error_code=error_code, error_msg=error_msg, request_id=request_id
     )
+
+
+class OMSMigrationError(OMSError):
+    """
+    A migration task ended without reaching the awaited status: failed, paused, unknown, or out of time.
+
+    :param message: what happened, with the OMS reason.
+    :param task: the task's progress and outcome fields at the end (no credentials).
+    """
+
+    def __init__(self, message: str, *, task: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.task = task

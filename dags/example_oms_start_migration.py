@@ -1,5 +1,5 @@
 """
-Resume a paused or failed Huawei Cloud OMS migration task.
+Resume a paused or failed Huawei Cloud OMS migration task and wait until the data has arrived.
 
 The OMS task id and whether to re-migrate only the failed objects come from the DAG run's params, through
 templates. Trigger it with e.g. ``{"migration_task_id": "1234567890123", "migrate_failed_object": true}``.
@@ -36,4 +36,9 @@ with DAG(
         migration_task_id="{{ params.migration_task_id }}",
         migrate_failed_object="{{ params.migrate_failed_object }}",
         oms_conn_id="huaweicloud_oms_default",
+        # Wait for the migration to finish, reading its progress every 5 s (short, for the demo; 30 s or more
+        # suits real migrations), and restart the objects that failed once before giving up.
+        wait_for_completion=True,
+        poll_interval=5,
+        retry_failed_objects=1,
     )

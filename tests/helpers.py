@@ -29,3 +29,10 @@ def create_sample_task(emulator, hook, *, files=3, prefix="data/", names=None, s
         **task,
     }
     return str(hook.create_task(body)["id"])
+
+
+def task_context() -> dict:
+    """A context for calling execute() outside a task runner: a stand-in task instance that takes XComs."""
+    from unittest import mock
+
+    return {"ti": mock.Mock()}

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -18,6 +18,9 @@ from airflow_provider_oms.client import Credentials, OMSRequestBuilder, Prepared
 from airflow_provider_oms.constants import ENDPOINT_TEMPLATE, KNOWN_REGIONS, TOKEN_MAX_LENGTH
 from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
 from airflow_provider_oms.validation import check_length, check_path_value, check_start_task_body, coerce_bool
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
 
 DEFAULT_TIMEOUT = 60.0
 _LOOPBACK_NAMES = {"localhost"}
@@ -59,6 +62,89 @@ class OMSConnectionConfig:
     verify: bool | str = True
     timeout: float = DEFAULT_TIMEOUT
     conn_id: str = field(default="")
+    #: Template of the console address for the extra link (extra ``console_url``); ``None``: the default.
+    console_url: str | None = None
+
+
+def credentials_from_connection(conn: Connection, *, role: str) -> tuple[Credentials, dict[str, Any]]:
+    """
+    Return the AK/SK (login/password) and security token of a connection, and its extras.
+
+    Every credential read is registered with Airflow's secret masker.
+
+    :param conn: the Airflow connection.
+    :param role: what the connection is for (``OMS``, ``source``, ``destination``), for error messages.
+    """
+    extra = dict(conn.extra_dejson or {})
+    access_key = conn.login or ""
+    secret_key = conn.password or ""
+    token = extra.get("security_token") or None
+    for secret in (access_key, secret_key, token):
+        if secret:
+            mask_secret(secret)
+    if token is not None:
+        check_length(
+            f"security_token (extra of {role} connection {conn.conn_id!r})", token, 1, TOKEN_MAX_LENGTH, secret=True
+        )
+    return Credentials(access_key=access_key, secret_key=secret_key, security_token=token), extra
+
+
+def config_from_connection(conn: Connection) -> OMSConnectionConfig:
+    """
+    Resolve an OMS connection into credentials, project, endpoint, TLS and timeout settings, checking each.
+
+    Shared by :class:`OMSHook` and the async trigger, so both read a connection the same way.
+    """
+    conn_id = conn.conn_id
+    credentials, extra = credentials_from_connection(conn, role="OMS")
+    where = f"connection {conn_id!r}"
+    check_length(f"AK (login of {where})", credentials.access_key, 1, 100, secret=True)
+    check_length(f"SK (password of {where})", credentials.secret_key, 1, 100, secret=True)
+    if not extra.get("project_id"):
+        raise OMSValidationError(f"extra 'project_id' of {where} is required (the Huawei Cloud project id)")
+    project_id = check_path_value(f"project_id (extra of {where})", str(extra["project_id"]), "project_id")
+    region = str(extra["region"]) if extra.get("region") else None
+    endpoint = str(extra.get("endpoint") or "").strip()
+    if not endpoint:
+        if not region:
+            raise OMSValidationError(f"{where} needs extra 'region' (e.g. 'cn-north-4') or 'endpoint'")
+        if region not in KNOWN_REGIONS:
+            raise OMSValidationError(
+                f"extra 'region' of {where} is {region!r}, which is not a known OMS region "
+                f"({', '.join(sorted(KNOWN_REGIONS))}); set extra 'endpoint' to use another one"
+            )
+        endpoint = ENDPOINT_TEMPLATE.format(region=region)
+    parts = urlsplit(endpoint)
+    allow_http = coerce_bool("allow_insecure_http", extra.get("allow_insecure_http", False))
+    if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname or ""):
+        raise OMSValidationError(
+            f"extra 'endpoint' of {where} uses plain http:// to a host that is not loopback; request bodies "
+            "carry credentials, so use https:// (or set extra 'allow_insecure_http' to true)"
+        )
+    verify_raw = extra.get("verify", True)
+    verify: bool | str
+    if isinstance(verify_raw, bool) or str(verify_raw).strip().lower() in {"true", "false"}:
+        verify = coerce_bool("verify", verify_raw)
+    else:
+        verify = str(verify_raw)
+    try:
+        timeout = float(extra.get("timeout", DEFAULT_TIMEOUT))
+    except (TypeError, ValueError):
+        raise OMSValidationError(
+            f"extra 'timeout' of {where} must be a number of seconds, got {extra.get('timeout')!r}"
+        ) from None
+    if not timeout > 0:
+        raise OMSValidationError(f"extra 'timeout' of {where} must be more than 0 seconds, got {timeout}")
+    return OMSConnectionConfig(
+        credentials=credentials,
+        project_id=project_id,
+        endpoint=endpoint,
+        region=region,
+        verify=verify,
+        timeout=timeout,
+        conn_id=conn_id,
+        console_url=str(extra["console_url"]) if extra.get("console_url") else None,
+    )
 
 
 class OMSHook(BaseHook):
@@ -93,72 +179,12 @@ class OMSHook(BaseHook):
 
     def _read_credentials(self, conn_id: str, *, role: str) -> tuple[Credentials, dict[str, Any]]:
         """Read AK/SK (login/password) and the extras of a connection, masking every credential."""
-        conn = self.get_connection(conn_id)
-        extra = dict(conn.extra_dejson or {})
-        access_key = conn.login or ""
-        secret_key = conn.password or ""
-        token = extra.get("security_token") or None
-        for secret in (access_key, secret_key, token):
-            if secret:
-                mask_secret(secret)
-        if token is not None:
-            check_length(
-                f"security_token (extra of {role} connection {conn_id!r})", token, 1, TOKEN_MAX_LENGTH, secret=True
-            )
-        return Credentials(access_key=access_key, secret_key=secret_key, security_token=token), extra
+        return credentials_from_connection(self.get_connection(conn_id), role=role)
 
     @cached_property
     def config(self) -> OMSConnectionConfig:
         """The resolved connection: credentials, project, endpoint, TLS and timeout settings."""
-        conn_id = self.oms_conn_id
-        credentials, extra = self._read_credentials(conn_id, role="OMS")
-        where = f"connection {conn_id!r}"
-        check_length(f"AK (login of {where})", credentials.access_key, 1, 100, secret=True)
-        check_length(f"SK (password of {where})", credentials.secret_key, 1, 100, secret=True)
-        if not extra.get("project_id"):
-            raise OMSValidationError(f"extra 'project_id' of {where} is required (the Huawei Cloud project id)")
-        project_id = check_path_value(f"project_id (extra of {where})", str(extra["project_id"]), "project_id")
-        region = str(extra["region"]) if extra.get("region") else None
-        endpoint = str(extra.get("endpoint") or "").strip()
-        if not endpoint:
-            if not region:
-                raise OMSValidationError(f"{where} needs extra 'region' (e.g. 'cn-north-4') or 'endpoint'")
-            if region not in KNOWN_REGIONS:
-                raise OMSValidationError(
-                    f"extra 'region' of {where} is {region!r}, which is not a known OMS region "
-                    f"({', '.join(sorted(KNOWN_REGIONS))}); set extra 'endpoint' to use another one"
-                )
-            endpoint = ENDPOINT_TEMPLATE.format(region=region)
-        parts = urlsplit(endpoint)
-        allow_http = coerce_bool("allow_insecure_http", extra.get("allow_insecure_http", False))
-        if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname or ""):
-            raise OMSValidationError(
-                f"extra 'endpoint' of {where} uses plain http:// to a host that is not loopback; request bodies "
-                "carry credentials, so use https:// (or set extra 'allow_insecure_http' to true)"
-            )
-        verify_raw = extra.get("verify", True)
-        verify: bool | str
-        if isinstance(verify_raw, bool) or str(verify_raw).strip().lower() in {"true", "false"}:
-            verify = coerce_bool("verify", verify_raw)
-        else:
-            verify = str(verify_raw)
-        try:
-            timeout = float(extra.get("timeout", DEFAULT_TIMEOUT))
-        except (TypeError, ValueError):
-            raise OMSValidationError(
-                f"extra 'timeout' of {where} must be a number of seconds, got {extra.get('timeout')!r}"
-            ) from None
-        if not timeout > 0:
-            raise OMSValidationError(f"extra 'timeout' of {where} must be more than 0 seconds, got {timeout}")
-        return OMSConnectionConfig(
-            credentials=credentials,
-            project_id=project_id,
-            endpoint=endpoint,
-            region=region,
-            verify=verify,
-            timeout=timeout,
-            conn_id=conn_id,
-        )
+        return config_from_connection(self.get_connection(self.oms_conn_id))
 
     @cached_property
     def request_builder(self) -> OMSRequestBuilder:

@@ -91,6 +91,30 @@ class AirflowTestEnvironment:
             raise RuntimeError(f"airflow db migrate failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         self._migrated = True
 
+    def start_dags_test(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> subprocess.Popen[str]:
+        """Start ``airflow dags test DAG_ID`` without waiting; its output (stdout + stderr) is a pipe."""
+        self.migrate()
+        return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [sys.executable, "-m", "airflow", *self._dags_test_args(dag_id, conf)],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    @staticmethod
+    def result_of(returncode: int, output: str) -> DagRunResult:
+        """Read the DAG run's final state from the output of ``airflow dags test``."""
+        states = [m["state"] for m in _STATE_RE.finditer(output)]
+        return DagRunResult(returncode=returncode, output=output, state=states[-1] if states else None)
+
+    @staticmethod
+    def _dags_test_args(dag_id: str, conf: Mapping[str, Any] | None) -> list[str]:
+        args = ["dags", "test", dag_id]
+        if conf is not None:
+            args += ["--conf", json.dumps(dict(conf))]
+        return args
+
     def dags_test(self, dag_id: str, conf: Mapping[str, Any] | None = None, timeout: float = 300) -> DagRunResult:
         """
         Run ``airflow dags test DAG_ID`` with ``conf`` and return its outcome and output (stdout + stderr).
@@ -99,13 +123,8 @@ class AirflowTestEnvironment:
         :param conf: the DAG run's conf (becomes ``params`` overrides).
         """
         self.migrate()
-        args = ["dags", "test", dag_id]
-        if conf is not None:
-            args += ["--conf", json.dumps(dict(conf))]
-        done = self.run(*args, timeout=timeout)
-        output = done.stdout + done.stderr
-        states = [m["state"] for m in _STATE_RE.finditer(output)]
-        return DagRunResult(returncode=done.returncode, output=output, state=states[-1] if states else None)
+        done = self.run(*self._dags_test_args(dag_id, conf), timeout=timeout)
+        return self.result_of(done.returncode, done.stdout + done.stderr)
 
     def xcom_value(self, dag_id: str, task_id: str, key: str = "return_value") -> Any:
         """Return the newest XCom value a task pushed, read from the metadata database (``None`` if none)."""

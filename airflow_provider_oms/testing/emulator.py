@@ -42,6 +42,7 @@ class OMSEmulator:
     :param port: the port to listen on; 0 picks a free one (see :attr:`port`).
     :param task_start_delay: seconds a created or started task stays waiting (status 1) before it runs.
     :param object_delay: seconds each object takes to migrate, to make tasks last long enough to observe.
+    :param bytes_per_second: migration speed limit; each object also takes its size divided by this.
     :param fail_patterns: globs on source object keys whose migration fails (see :meth:`add_fail_rule`).
     :param fail_times: with ``fail_patterns``: fail only the first N attempts at each object; None: always.
     :param extra_credentials: more accepted AK/SK pairs, ``{access_key: secret_key}``.
@@ -58,6 +59,7 @@ class OMSEmulator:
         port: int = 0,
         task_start_delay: float = 0.0,
         object_delay: float = 0.0,
+        bytes_per_second: float | None = None,
         fail_patterns: Sequence[str] = (),
         fail_times: int | None = None,
         extra_credentials: Mapping[str, str] | None = None,
@@ -69,7 +71,12 @@ class OMSEmulator:
         self._secret_key = secret_key
         self._credentials = {**(extra_credentials or {}), access_key: secret_key}
         self._address = (host, port)
-        self._store = TaskStore(self.data_dir, task_start_delay=task_start_delay, object_delay=object_delay)
+        self._store = TaskStore(
+            self.data_dir,
+            task_start_delay=task_start_delay,
+            object_delay=object_delay,
+            bytes_per_second=bytes_per_second,
+        )
         for pattern in fail_patterns:
             self.add_fail_rule(pattern, times=fail_times)
         self._server: OMSHTTPServer | None = None
@@ -132,6 +139,11 @@ class OMSEmulator:
     def requests(self) -> list[RequestRecord]:
         """Every request received, in order (a copy): method, path, status and error code; no header, no body."""
         return self._server.requests if self._server is not None else []
+
+    @property
+    def connections_opened(self) -> int:
+        """How many TCP connections clients opened (since the start or :meth:`reset_requests`)."""
+        return self._started_server().connections_opened
 
     def reset_requests(self) -> None:
         """Forget the requests received so far."""
@@ -235,7 +247,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--object-delay", type=float, default=0.0, metavar="SECONDS", help="how long each object takes to migrate"
     )
+    parser.add_argument(
+        "--bytes-per-second", type=float, metavar="N", help="migration speed limit, in bytes per second"
+    )
     args = parser.parse_args(argv)
+    if args.bytes_per_second is not None and args.bytes_per_second <= 0:
+        parser.error("--bytes-per-second must be more than 0")
     if args.fail_times is not None and (not args.fail_pattern or args.fail_times < 1):
         parser.error("--fail-times needs --fail-pattern and must be at least 1")
     if args.task_start_delay < 0 or args.object_delay < 0:
@@ -265,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         task_start_delay=args.task_start_delay,
         object_delay=args.object_delay,
+        bytes_per_second=args.bytes_per_second,
         fail_patterns=args.fail_pattern,
         fail_times=args.fail_times,
     )

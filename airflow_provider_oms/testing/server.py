@@ -116,6 +116,7 @@ class OMSHTTPServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
         self._connections: set[Any] = set()
+        self._connections_opened = 0
         super().__init__(address, OMSRequestHandler)
 
     def __repr__(self) -> str:
@@ -133,9 +134,16 @@ class OMSHTTPServer(ThreadingHTTPServer):
             self._records.append(entry)
 
     def reset_requests(self) -> None:
-        """Forget the requests received so far."""
+        """Forget the requests received so far, and the count of connections opened."""
         with self._lock:
             self._records.clear()
+            self._connections_opened = 0
+
+    @property
+    def connections_opened(self) -> int:
+        """How many TCP connections clients opened (since the start or :meth:`reset_requests`)."""
+        with self._lock:
+            return self._connections_opened
 
     def get_request(self) -> tuple[socket.socket, Any]:
         """Accept a connection, with Nagle's algorithm off."""
@@ -148,6 +156,7 @@ class OMSHTTPServer(ThreadingHTTPServer):
         """Serve a connection in its own thread, remembering it until it ends."""
         with self._lock:
             self._connections.add(request)
+            self._connections_opened += 1
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:

@@ -444,11 +444,22 @@ class TaskStore:
     :param data_dir: the folder whose sub-folders are the buckets.
     :param task_start_delay: seconds a started task stays waiting (status 1) before it runs.
     :param object_delay: seconds each object takes to migrate.
+    :param bytes_per_second: migration speed limit; each object also takes its size divided by this.
     """
 
-    def __init__(self, data_dir: Path, *, task_start_delay: float = 0.0, object_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        task_start_delay: float = 0.0,
+        object_delay: float = 0.0,
+        bytes_per_second: float | None = None,
+    ) -> None:
         if task_start_delay < 0 or object_delay < 0:
             raise ValueError("task_start_delay and object_delay must not be negative")
+        if bytes_per_second is not None and bytes_per_second <= 0:
+            raise ValueError("bytes_per_second must be more than 0")
+        self._bytes_per_second = bytes_per_second
         self.data_dir = data_dir
         self._task_start_delay = task_start_delay
         self._object_delay = object_delay
@@ -682,6 +693,9 @@ class TaskStore:
             if run.stop.wait(self._object_delay):
                 break
             outcome, size = self._migrate_object(task.id, spec, source_root, destination_root, key)
+            if self._bytes_per_second and outcome is _Outcome.COPIED:
+                # A stop cuts the wait short; the object is in place already, so it still counts as copied.
+                run.stop.wait(size / self._bytes_per_second)
             with self._lock:
                 task.run_processed += 1
                 if outcome is _Outcome.COPIED:

@@ -8,7 +8,7 @@ from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.exceptions import OMSValidationError
 from airflow_provider_oms.operators.oms import StartMigrationTaskOperator
 from airflow_provider_oms.testing import OMSEmulator
-from tests.helpers import create_sample_task
+from tests.helpers import create_sample_task, task_context
 
 
 def test_template_fields_are_the_oms_arguments():
@@ -51,14 +51,16 @@ def paused_task(tmp_path, monkeypatch, oms_conn):
 
 
 @pytest.mark.parametrize("flag", [False, "false", "False", True, "TRUE"])
-def test_execute_starts_the_task_and_returns_its_status(paused_task, flag):
+def test_execute_without_waiting_starts_the_task_and_reads_it_once(paused_task, flag):
     emulator, task_id = paused_task
-    op = StartMigrationTaskOperator(task_id="start", migration_task_id=task_id, migrate_failed_object=flag)
-    result = op.execute(context={})
+    op = StartMigrationTaskOperator(
+        task_id="start", migration_task_id=task_id, migrate_failed_object=flag, wait_for_completion=False
+    )
+    result = op.execute(context=task_context())
     assert result["migration_task_id"] == task_id
-    assert result["migrate_failed_object"] is (str(flag).lower() == "true")
     assert result["status"] in {TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRYING}
     assert result["status_name"] in {"waiting", "running", "retrying"}
+    assert result["restarts"] == 0
     json.dumps(result)  # XCom-serializable
     assert [(r.method, r.path.rsplit("/", 1)[-1], r.status) for r in emulator.requests] == [
         ("POST", "start", 200),
@@ -71,14 +73,14 @@ def test_nonsense_flag_fails_before_any_request(paused_task, flag):
     emulator, task_id = paused_task
     op = StartMigrationTaskOperator(task_id="start", migration_task_id=task_id, migrate_failed_object=flag)
     with pytest.raises(OMSValidationError, match="migrate_failed_object must be a boolean or the string"):
-        op.execute(context={})
+        op.execute(context=task_context())
     assert emulator.requests == []
 
 
 @pytest.mark.parametrize("bad_id", ["", "1/../2", "12?x=1", "9" * 1025])
 def test_bad_task_id_fails_before_any_request(paused_task, bad_id):
     emulator, _ = paused_task
-    op = StartMigrationTaskOperator(task_id="start", migration_task_id=bad_id)
+    op = StartMigrationTaskOperator(task_id="start", migration_task_id=bad_id, wait_for_completion=False)
     with pytest.raises(OMSValidationError, match="migration_task_id"):
-        op.execute(context={})
+        op.execute(context=task_context())
     assert emulator.requests == []

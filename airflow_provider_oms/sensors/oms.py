@@ -1,0 +1,121 @@
+"""Sensors for Huawei Cloud OMS migration tasks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+
+from airflow_provider_oms.constants import TaskStatus, status_name
+from airflow_provider_oms.exceptions import OMSError, OMSMigrationError
+from airflow_provider_oms.hooks.oms import OMSHook
+from airflow_provider_oms.validation import check_path_value
+from airflow_provider_oms.waiting import Outcome, classify, failure_message, progress_line, result, summarize
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class MigrationTaskSensor(BaseSensorOperator):
+    """
+    Wait until an OMS migration task reaches one of the target statuses; fail when it fails.
+
+    Works in ``poke`` and ``reschedule`` mode, and deferrable (the wait then runs in the triggerer).
+
+    :param migration_task_id: the OMS migration task id. Templated.
+    :param oms_conn_id: connection of type ``huaweicloud_oms``. Templated.
+    :param target_statuses: statuses that end the wait successfully. Default: succeeded (5).
+    :param failure_statuses: statuses that fail the sensor. Default: failed (4). A task that is paused or
+        succeeded, when neither is awaited, also fails it: it would not move on by itself.
+    :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable``.
+    :return: (XCom) the task's final progress and outcome, as StartMigrationTaskOperator returns it.
+    """
+
+    template_fields: Sequence[str] = ("migration_task_id", "oms_conn_id")
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        migration_task_id: str | int,
+        oms_conn_id: str = OMSHook.default_conn_name,
+        target_statuses: Collection[int] = (TaskStatus.SUCCEEDED,),
+        failure_statuses: Collection[int] = (TaskStatus.FAILED,),
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.migration_task_id = migration_task_id
+        self.oms_conn_id = oms_conn_id
+        self.target_statuses = [int(s) for s in target_statuses]
+        self.failure_statuses = [int(s) for s in failure_statuses]
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> OMSHook:
+        """The OMS hook of this sensor's connection."""
+        return OMSHook(oms_conn_id=self.oms_conn_id)
+
+    def _judge(self, task_id: str, task: Mapping[str, Any]) -> bool:
+        outcome = classify(task, self.target_statuses, self.failure_statuses)
+        if outcome is Outcome.SUCCESS:
+            return True
+        if outcome is Outcome.WAITING:
+            return False
+        summary = result(task_id, task, restarts=0, elapsed_seconds=0.0)
+        if outcome is Outcome.FAILED:
+            raise OMSMigrationError(failure_message(task_id, task), task=summary)
+        awaited = ", ".join(status_name(s) for s in self.target_statuses)
+        raise OMSMigrationError(
+            f"OMS migration task {task_id} is {status_name(task.get('status'))} and will not become {awaited} "
+            "by itself",
+            task=summary,
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        """Read the task once and say whether the wait is over."""
+        task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
+        task = self.hook.get_task(task_id)
+        self.log.info(progress_line(task_id, task))
+        done = self._judge(task_id, task)
+        return PokeReturnValue(is_done=done, xcom_value=result(task_id, task, restarts=0, elapsed_seconds=0.0))
+
+    def execute(self, context: Context) -> Any:
+        """Poke (or reschedule) as any sensor, or defer to the triggerer when ``deferrable``."""
+        if not self.deferrable:
+            return super().execute(context)
+        task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
+        task = self.hook.get_task(task_id)
+        if self._judge(task_id, task):
+            return result(task_id, task, restarts=0, elapsed_seconds=0.0)
+        from airflow_provider_oms.triggers.oms import MigrationTaskTrigger
+
+        self.defer(
+            trigger=MigrationTaskTrigger(
+                migration_task_id=task_id,
+                oms_conn_id=self.oms_conn_id,
+                poll_interval=self.poke_interval,
+                deadline=time.time() + self.timeout if self.timeout else None,
+                target_statuses=self.target_statuses,
+                failure_statuses=self.failure_statuses,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Finish after the trigger's event."""
+        task_id = str(event["migration_task_id"])
+        status = event["status"]
+        if status == "error":
+            raise OMSError(f"Waiting for OMS migration task {task_id} failed: {event.get('message')}")
+        task = dict(event.get("task") or {})
+        if status == "timeout":
+            raise OMSMigrationError(
+                f"OMS migration task {task_id} did not reach the awaited status within the sensor's timeout",
+                task=summarize(task),
+            )
+        self._judge(task_id, task)
+        return result(task_id, task, restarts=0, elapsed_seconds=0.0)

@@ -1,0 +1,191 @@
+"""
+Deferrable waiting: a trigger that polls an OMS migration task from the triggerer, over ``httpx``.
+
+Requests are built and signed by the same :class:`~airflow_provider_oms.client.OMSRequestBuilder` as the sync
+hook's, and answers are parsed by the same :func:`~airflow_provider_oms.client.parse_response`; only the
+transport differs. Every trigger of an event loop shares one ``httpx.AsyncClient`` (one connection pool): a
+triggerer runs up to a thousand triggers at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import weakref
+from collections.abc import AsyncIterator, Collection
+from typing import Any
+
+import httpx
+from airflow.sdk import BaseHook
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_oms.client import OMSRequestBuilder, PreparedCall, parse_response
+from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus
+from airflow_provider_oms.exceptions import OMSApiError, OMSError
+from airflow_provider_oms.hooks.oms import OMSConnectionConfig, config_from_connection
+from airflow_provider_oms.waiting import Outcome, classify, progress_line, summarize
+
+_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=60)
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool | str, httpx.AsyncClient]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_async_client(verify: bool | str) -> httpx.AsyncClient:
+    """
+    Return the ``httpx.AsyncClient`` of the running event loop for this TLS setting, creating it once.
+
+    :param verify: TLS verification: a bool, or the path of a CA bundle.
+    """
+    loop = asyncio.get_running_loop()
+    clients = _clients.setdefault(loop, {})
+    client = clients.get(verify)
+    if client is None or client.is_closed:
+        tls: bool | ssl.SSLContext = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        client = httpx.AsyncClient(verify=tls, trust_env=False, follow_redirects=False, limits=_POOL_LIMITS)
+        clients[verify] = client
+    return client
+
+
+async def async_send(call: PreparedCall, config: OMSConnectionConfig) -> Any:
+    """Send a prepared call with the loop's shared client and parse the answer like the sync hook does."""
+    client = shared_async_client(config.verify)
+    try:
+        response = await client.request(
+            call.method, call.url, headers=call.headers, content=call.body or None, timeout=config.timeout
+        )
+    except httpx.HTTPError as err:
+        raise OMSApiError(
+            f"OMS {call.operation} failed: could not get an answer from {config.endpoint} ({type(err).__name__}: {err})"
+        ) from err
+    return parse_response(call, response.status_code, response.headers, response.content)
+
+
+async def _get_connection(conn_id: str) -> Any:
+    aget = getattr(BaseHook, "aget_connection", None)
+    if aget is not None:  # Airflow >= 3.2: talks to the supervisor without blocking the loop
+        return await aget(conn_id)
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(BaseHook.get_connection)(conn_id)
+
+
+class MigrationTaskTrigger(BaseTrigger):
+    """
+    Poll an OMS migration task until it reaches a target status, fails, stops moving, or a deadline passes.
+
+    Yields exactly one event: ``{"status": "success" | "failed" | "stuck" | "unknown" | "timeout" | "error",
+    "migration_task_id": ..., "task": <progress and outcome fields>, "message": ..., "restarts": ...,
+    "started_at": ...}``. It never starts a task;
+    the operator does that before deferring, so a triggerer restart cannot start it twice.
+
+    :param migration_task_id: the OMS task id.
+    :param oms_conn_id: the OMS connection; credentials are read from it in the triggerer, never serialized.
+    :param poll_interval: seconds between two reads of the task.
+    :param deadline: a UNIX time after which a ``timeout`` event is sent; ``None`` waits without limit.
+    :param target_statuses: statuses that end the wait successfully (default: succeeded).
+    :param failure_statuses: statuses that end the wait with ``failed`` (default: failed).
+    :param restarts: the operator's count of failed-object restarts so far, sent back in the event.
+    :param started_at: when the operator started the task (UNIX time), sent back in the event.
+    """
+
+    def __init__(
+        self,
+        *,
+        migration_task_id: str,
+        oms_conn_id: str,
+        poll_interval: float = 30.0,
+        deadline: float | None = None,
+        target_statuses: Collection[int] = (TaskStatus.SUCCEEDED,),
+        failure_statuses: Collection[int] = (TaskStatus.FAILED,),
+        restarts: int = 0,
+        started_at: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.migration_task_id = str(migration_task_id)
+        self.oms_conn_id = oms_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = deadline
+        self.target_statuses = [int(s) for s in target_statuses]
+        self.failure_statuses = [int(s) for s in failure_statuses]
+        # Echoed in the event rather than passed as defer() kwargs: `airflow dags test` drops those kwargs when
+        # it runs a trigger inline, and the operator needs them after every deferral.
+        self.restarts = int(restarts)
+        self.started_at = started_at
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(migration_task_id={self.migration_task_id!r}, oms_conn_id={self.oms_conn_id!r})"
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the class path and the kwargs stored in the metadata database: ids and numbers only."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "migration_task_id": self.migration_task_id,
+                "oms_conn_id": self.oms_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "target_statuses": self.target_statuses,
+                "failure_statuses": self.failure_statuses,
+                "restarts": self.restarts,
+                "started_at": self.started_at,
+            },
+        )
+
+    async def _connect(self) -> tuple[OMSRequestBuilder, OMSConnectionConfig]:
+        config = config_from_connection(await _get_connection(self.oms_conn_id))
+        return OMSRequestBuilder(config.endpoint, config.project_id, config.credentials), config
+
+    def _event(self, status: str, *, task: dict[str, Any] | None = None, message: str = "") -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": status,
+                "migration_task_id": self.migration_task_id,
+                "task": task,
+                "message": message,
+                "restarts": self.restarts,
+                "started_at": self.started_at,
+            }
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll the task; yield one event and return."""
+        try:
+            builder, config = await self._connect()
+            call_path = builder.path("/tasks/{task_id}", task_id=self.migration_task_id)
+            while True:
+                call = builder.build("GET", call_path, operation=f"show task {self.migration_task_id}")
+                task = await async_send(call, config) or {}
+                self.log.info(progress_line(self.migration_task_id, task))
+                outcome = classify(task, self.target_statuses, self.failure_statuses)
+                if outcome is not Outcome.WAITING:
+                    yield self._event(outcome.value, task=summarize(task))
+                    return
+                wait = self.poll_interval
+                if self.deadline is not None:
+                    remaining = self.deadline - time.time()
+                    if remaining <= 0:
+                        yield self._event("timeout", task=summarize(task))
+                        return
+                    wait = min(wait, remaining)
+                await asyncio.sleep(wait)
+        except OMSError as err:
+            yield self._event("error", message=str(err))
+
+    async def on_kill(self) -> None:
+        """Pause the OMS task when a user marks the deferred task failed or success, or clears it."""
+        try:
+            builder, config = await self._connect()
+            call = builder.build(
+                "POST",
+                builder.path("/tasks/{task_id}/stop", task_id=self.migration_task_id),
+                operation=f"stop task {self.migration_task_id}",
+            )
+            await async_send(call, config)
+            self.log.info("Paused OMS migration task %s because the Airflow task was killed", self.migration_task_id)
+        except OMSApiError as err:
+            if err.error_code == ERROR_TASK_NOT_IN_PROGRESS:
+                self.log.info("OMS migration task %s was not in progress; nothing to pause", self.migration_task_id)
+            else:
+                self.log.warning("Could not pause OMS migration task %s: %s", self.migration_task_id, err)
