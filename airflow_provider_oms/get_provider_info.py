@@ -10,7 +10,7 @@ _INTEGRATION = "Huawei Cloud OMS"
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Return what this provider registers: connection type, hooks, operators."""
+    """Return what this provider registers: connection type, hooks, operators, sensors, triggers, links."""
     return {
         "package-name": "airflow-provider-oms",
         "name": "Huawei Cloud OMS",
@@ -26,6 +26,9 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.hooks.oms"]}],
         "operators": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.operators.oms"]}],
+        "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.sensors.oms"]}],
+        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.triggers.oms"]}],
+        "extra-links": ["airflow_provider_oms.links.oms.OMSConsoleLink"],
         "connection-types": [
             {
                 "connection-type": "huaweicloud_oms",

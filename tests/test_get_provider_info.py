@@ -29,10 +29,13 @@ def test_connection_type_matches_the_hook():
     assert conn_type["hook-name"] == OMSHook.hook_name == "Huawei Cloud OMS"
     assert OMSHook.conn_name_attr == "oms_conn_id"
     assert OMSHook.default_conn_name == "huaweicloud_oms_default"
-    for module_list in ("hooks", "operators"):
+    for module_list in ("hooks", "operators", "sensors", "triggers"):
         for entry in info[module_list]:
             for module_name in entry["python-modules"]:
                 importlib.import_module(module_name)
+    for link in info["extra-links"]:
+        module, _, name = link.rpartition(".")
+        assert getattr(importlib.import_module(module), name)().name == "OMS Console"
 
 
 @pytest.mark.e2e
@@ -44,3 +47,7 @@ def test_airflow_lists_the_provider_and_its_connection_type(tmp_path):
     hooks = env.run("providers", "hooks", "--output", "json")
     assert hooks.returncode == 0, hooks.stderr
     assert any(h.get("connection_type") == "huaweicloud_oms" for h in json.loads(hooks.stdout)), hooks.stdout
+    triggers = env.run("providers", "triggers", "--output", "json")
+    assert "airflow_provider_oms.triggers.oms" in triggers.stdout, triggers.stderr
+    links = env.run("providers", "links", "--output", "json")
+    assert "airflow_provider_oms.links.oms.OMSConsoleLink" in links.stdout, links.stderr
