@@ -49,8 +49,6 @@ START_TASK_BODY_LIMITS: dict[str, tuple[int, int]] = {
 }
 #: Fields of the start body that are required by the seed API.
 START_TASK_REQUIRED = ("dst_ak", "dst_sk")
-#: Every credential field of a start body: never logged, never put in an error message.
-START_TASK_SECRET_FIELDS = frozenset(START_TASK_BODY_LIMITS)
 #: The ``X-Auth-Token`` / ``X-Security-Token`` header limit.
 TOKEN_MAX_LENGTH = 16384
 

@@ -39,6 +39,23 @@ def check_length(field: str, value: object, minimum: int, maximum: int, *, secre
     return value
 
 
+def check_credential(field: str, value: object, maximum: int) -> str:
+    """
+    Return a credential (AK, SK or security token) if it is 1..``maximum`` printable ASCII characters, no spaces.
+
+    Credentials travel in headers and bodies; a stray newline, space or non-ASCII character is a paste error
+    that would otherwise surface as a confusing signature or header error (which could quote the value). The
+    error names the field and never the value.
+    """
+    text = check_length(field, value, 1, maximum, secret=True)
+    if not all("!" <= ch <= "~" for ch in text):
+        raise OMSValidationError(
+            f"{field} must be printable ASCII without spaces, tabs or line breaks (check for a stray space or "
+            "newline when it was pasted)"
+        )
+    return text
+
+
 def check_path_value(field: str, value: object, limit_key: str) -> str:
     """
     Check a value that becomes one URL path segment (a project or task id) and return it as a string.

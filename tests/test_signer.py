@@ -422,9 +422,9 @@ def test_random_cases_cover_the_input_space() -> None:
     assert len(dates) > 50
 
 
-# Minimal inputs on which the canonical query of the SDK and ours disagree: the SDK sorts the raw (key, value)
-# pairs, then encodes; signer.canonical_query encodes, then sorts. Encoded characters start with '%' (0x25),
-# which sorts before '-', '.', digits, letters and '~', so any pair whose order flips when encoded differs.
+# Inputs on which the canonical query would differ from the SDK's if the pairs were sorted after encoding
+# (an encoded character starts with '%', 0x25, which sorts before '-', '.', digits, letters and '~'). The SDK
+# sorts the raw pairs, then encodes, and so must we: these pin that order.
 QUERY_ORDER_CASES = [
     pytest.param([("k", "-"), ("k", "/")], id="value-dash-vs-slash"),
     pytest.param([("k", "a.b"), ("k", "a/b")], id="value-dot-vs-slash"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,12 +18,14 @@ from airflow.sdk.log import mask_secret
 from airflow_provider_oms.client import Credentials, OMSRequestBuilder, PreparedCall, parse_response
 from airflow_provider_oms.constants import ENDPOINT_TEMPLATE, KNOWN_REGIONS, TOKEN_MAX_LENGTH
 from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
-from airflow_provider_oms.validation import check_length, check_path_value, check_start_task_body, coerce_bool
+from airflow_provider_oms.validation import check_credential, check_path_value, check_start_task_body, coerce_bool
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 DEFAULT_TIMEOUT = 60.0
+#: AK and SK: 1..100 characters (the seed API's limit for every AK/SK field).
+CREDENTIAL_MAX_LENGTH = 100
 _LOOPBACK_NAMES = {"localhost"}
 
 
@@ -82,10 +85,13 @@ def credentials_from_connection(conn: Connection, *, role: str) -> tuple[Credent
     for secret in (access_key, secret_key, token):
         if secret:
             mask_secret(secret)
+    where = f"{role} connection {conn.conn_id!r}"
+    if access_key:
+        check_credential(f"AK (login of {where})", access_key, CREDENTIAL_MAX_LENGTH)
+    if secret_key:
+        check_credential(f"SK (password of {where})", secret_key, CREDENTIAL_MAX_LENGTH)
     if token is not None:
-        check_length(
-            f"security_token (extra of {role} connection {conn.conn_id!r})", token, 1, TOKEN_MAX_LENGTH, secret=True
-        )
+        check_credential(f"security_token (extra of {where})", token, TOKEN_MAX_LENGTH)
     return Credentials(access_key=access_key, secret_key=secret_key, security_token=token), extra
 
 
@@ -98,8 +104,11 @@ def config_from_connection(conn: Connection) -> OMSConnectionConfig:
     conn_id = conn.conn_id
     credentials, extra = credentials_from_connection(conn, role="OMS")
     where = f"connection {conn_id!r}"
-    check_length(f"AK (login of {where})", credentials.access_key, 1, 100, secret=True)
-    check_length(f"SK (password of {where})", credentials.secret_key, 1, 100, secret=True)
+    if not credentials.access_key or not credentials.secret_key:
+        missing = "AK (login)" if not credentials.access_key else "SK (password)"
+        raise OMSValidationError(
+            f"{missing} of {where} is required and must be 1 to {CREDENTIAL_MAX_LENGTH} characters"
+        )
     if not extra.get("project_id"):
         raise OMSValidationError(f"extra 'project_id' of {where} is required (the Huawei Cloud project id)")
     project_id = check_path_value(f"project_id (extra of {where})", str(extra["project_id"]), "project_id")
@@ -127,6 +136,11 @@ def config_from_connection(conn: Connection) -> OMSConnectionConfig:
         verify = coerce_bool("verify", verify_raw)
     else:
         verify = str(verify_raw)
+        if not os.path.isfile(verify):
+            raise OMSValidationError(
+                f"extra 'verify' of {where} must be true, false or the path of a CA bundle file; "
+                f"{verify!r} is not a file"
+            )
     try:
         timeout = float(extra.get("timeout", DEFAULT_TIMEOUT))
     except (TypeError, ValueError):
@@ -219,11 +233,19 @@ class OMSHook(BaseHook):
                 verify=config.verify,
                 allow_redirects=False,
             )
-        except requests.RequestException as err:
+        except (requests.ConnectionError, requests.Timeout) as err:
+            # These messages name the host and path only.
             raise OMSApiError(
                 f"OMS {call.operation} failed: could not get an answer from {self.request_builder.base_url} "
                 f"({type(err).__name__}: {err})"
             ) from err
+        except (requests.RequestException, OSError, ValueError) as err:
+            # Others (a header requests refuses, a CA bundle it cannot read) may quote a header value: name the
+            # error type only, and drop the cause.
+            raise OMSApiError(
+                f"OMS {call.operation} failed before an answer from {self.request_builder.base_url} "
+                f"({type(err).__name__}); check the connection's endpoint and verify settings"
+            ) from None
         return parse_response(call, response.status_code, response.headers, response.content)
 
     def _call(
@@ -281,13 +303,13 @@ class OMSHook(BaseHook):
         :param group_id: only tasks of this task group.
         :return: ``{"tasks": [...], "count": <number of matching tasks>}``.
         """
-        if not 1 <= int(limit) <= 100:
-            raise OMSValidationError(f"limit must be 1 to 100, got {limit}")
-        if int(offset) < 0:
-            raise OMSValidationError(f"offset must be 0 or more, got {offset}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise OMSValidationError(f"limit must be a whole number from 1 to 100, got {limit!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise OMSValidationError(f"offset must be a whole number of 0 or more, got {offset!r}")
         query = {
-            "limit": int(limit),
-            "offset": int(offset),
+            "limit": limit,
+            "offset": offset,
             "status": status,
             "task_name": task_name,
             "group_id": group_id,
@@ -356,6 +378,12 @@ class OMSHook(BaseHook):
             sources["dst_security_token"] = f"extra 'security_token' of connection {dst_conn_id!r}"
         if source_conn_id:
             src, extra = self._read_credentials(source_conn_id, role="source")
+            if bool(src.access_key) != bool(src.secret_key):
+                raise OMSValidationError(
+                    f"source connection {source_conn_id!r} has only its "
+                    f"{'login (AK)' if src.access_key else 'password (SK)'}: set both, or neither for a task that "
+                    "needs no source keys"
+                )
             if src.access_key:
                 body["src_ak"], sources["src_ak"] = src.access_key, f"login of connection {source_conn_id!r}"
             if src.secret_key:

@@ -55,10 +55,17 @@ async def async_send(call: PreparedCall, config: OMSConnectionConfig) -> Any:
         response = await client.request(
             call.method, call.url, headers=call.headers, content=call.body or None, timeout=config.timeout
         )
-    except httpx.HTTPError as err:
+    except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as err:
+        # These messages name the host only.
         raise OMSApiError(
             f"OMS {call.operation} failed: could not get an answer from {config.endpoint} ({type(err).__name__}: {err})"
         ) from err
+    except (httpx.HTTPError, OSError, ValueError) as err:
+        # Others (e.g. a header value h11 refuses) may quote a header: name the error type only, drop the cause.
+        raise OMSApiError(
+            f"OMS {call.operation} failed before an answer from {config.endpoint} ({type(err).__name__}); check "
+            "the connection's endpoint and verify settings"
+        ) from None
     return parse_response(call, response.status_code, response.headers, response.content)
 
 

@@ -50,9 +50,59 @@ def test_endpoint_overrides_region_and_extras_are_coerced(set_connection):
     assert config.timeout == 7.5
 
 
-def test_verify_may_be_a_ca_bundle_path(set_connection):
-    set_connection("oms", login=AK, password=SK, extra=oms_extra(verify="/etc/ssl/certs/ca.pem"))
-    assert OMSHook("oms").config.verify == "/etc/ssl/certs/ca.pem"
+def test_verify_may_be_a_ca_bundle_path(set_connection, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    set_connection("oms", login=AK, password=SK, extra=oms_extra(verify=str(bundle)))
+    assert OMSHook("oms").config.verify == str(bundle)
+
+
+def test_verify_path_that_is_not_a_file_is_refused(set_connection, tmp_path):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra(verify=str(tmp_path / "missing.pem")))
+    with pytest.raises(OMSValidationError, match="must be true, false or the path of a CA bundle file"):
+        _ = OMSHook("oms").config
+
+
+@pytest.mark.parametrize(
+    ("login", "password", "extra", "field"),
+    [
+        (AK + "\n", SK, oms_extra(), "AK (login of OMS connection 'oms')"),
+        (AK, SK + " ", oms_extra(), "SK (password of OMS connection 'oms')"),
+        (AK, "SKé" + SK, oms_extra(), "SK (password of OMS connection 'oms')"),
+        (
+            AK,
+            SK,
+            oms_extra(security_token="\nSUPER-SECRET-STS-TOKEN"),
+            "security_token (extra of OMS connection 'oms')",
+        ),
+    ],
+)
+def test_credentials_with_spaces_line_breaks_or_non_ascii_are_refused_unquoted(
+    set_connection, login, password, extra, field
+):
+    set_connection("oms", login=login, password=password, extra=extra)
+    with pytest.raises(OMSValidationError) as err:
+        OMSHook("oms").list_tasks()
+    assert f"{field} must be printable ASCII without spaces" in str(err.value)
+    for secret in (AK, SK, "SUPER-SECRET"):
+        assert secret not in str(err.value)
+    assert err.value.__cause__ is None
+
+
+def test_half_a_source_key_pair_is_refused(set_connection):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra())
+    set_connection("src", login="SOURCE-AK-0001")
+    with pytest.raises(OMSValidationError, match="source connection 'src' has only its login"):
+        OMSHook("oms").build_start_task_body(source_conn_id="src")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"), [({"limit": "ten"}, "limit must be"), ({"offset": -1}, "offset must be")]
+)
+def test_list_arguments_are_checked(set_connection, arguments, message):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra())
+    with pytest.raises(OMSValidationError, match=message):
+        OMSHook("oms").list_tasks(**arguments)
 
 
 @pytest.mark.parametrize(
@@ -65,9 +115,9 @@ def test_verify_may_be_a_ca_bundle_path(set_connection):
         (AK, SK, oms_extra(endpoint="ftp://x"), "endpoint must be an http(s) URL"),
         (AK, SK, oms_extra(timeout="soon"), "extra 'timeout' of connection 'oms' must be a number of seconds"),
         (AK, SK, oms_extra(timeout=0), "must be more than 0 seconds"),
-        (None, SK, oms_extra(), "AK (login of connection 'oms') must be 1 to 100 characters long, got 0"),
-        (AK, "", oms_extra(), "SK (password of connection 'oms') must be 1 to 100 characters long, got 0"),
-        (AK, "S" * 101, oms_extra(), "SK (password of connection 'oms') must be 1 to 100 characters long, got 101"),
+        (None, SK, oms_extra(), "AK (login) of connection 'oms' is required and must be 1 to 100 characters"),
+        (AK, "", oms_extra(), "SK (password) of connection 'oms' is required and must be 1 to 100 characters"),
+        (AK, "S" * 101, oms_extra(), "SK (password of OMS connection 'oms') must be 1 to 100 characters long, got 101"),
         (AK, SK, oms_extra(project_id="a/b"), "must not contain '/'"),
     ],
 )
@@ -186,7 +236,7 @@ def test_source_credentials_over_the_limit_name_the_connection(set_connection):
     set_connection("src", login="SOURCE-AK", password="X" * 101)
     with pytest.raises(OMSValidationError) as err:
         OMSHook("oms").build_start_task_body(source_conn_id="src")
-    assert "src_sk (password of connection 'src') must be 1 to 100 characters long, got 101" in str(err.value)
+    assert "SK (password of source connection 'src') must be 1 to 100 characters long, got 101" in str(err.value)
     assert "X" * 101 not in str(err.value)
 
 
