@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.exceptions import AirflowException
+try:
+    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowException, AirflowSensorTimeout  # type: ignore[no-redef]
+
+__all__ = [
+    "AirflowException",
+    "OMSApiError",
+    "OMSError",
+    "OMSMigrationError",
+    "OMSSensorTimeout",
+    "OMSValidationError",
+]
 
 
 class OMSError(AirflowException):
@@ -70,3 +82,7 @@ class OMSMigrationError(OMSError):
     def __init__(self, message: str, *, task: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.task = task
+
+
+class OMSSensorTimeout(OMSMigrationError, AirflowSensorTimeout):
+    """A sensor's wait ran out of time. Like any sensor timeout, Airflow does not retry it."""

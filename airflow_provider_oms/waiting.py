@@ -124,8 +124,9 @@ def failure_message(migration_task_id: str, task: Mapping[str, Any]) -> str:
     reason = task.get("error_reason") or {}
     record = task.get("failed_object_record") or {}
     parts = [f"OMS migration task {migration_task_id} failed"]
-    if reason.get("error_code") or reason.get("error_msg"):
-        parts.append(f": {reason.get('error_code') or ''} {reason.get('error_msg') or ''}".rstrip())
+    why = " ".join(str(part) for part in (reason.get("error_code"), reason.get("error_msg")) if part)
+    if why:
+        parts.append(f": {why}")
     failed = int(task.get("failed_num") or 0)
     if failed:
         parts.append(f"; {failed} objects failed")

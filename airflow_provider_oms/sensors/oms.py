@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_provider_oms.constants import TaskStatus, status_name
-from airflow_provider_oms.exceptions import OMSError, OMSMigrationError
+from airflow_provider_oms.exceptions import OMSError, OMSMigrationError, OMSSensorTimeout
 from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.validation import check_path_value
 from airflow_provider_oms.waiting import Outcome, classify, failure_message, progress_line, result, summarize
@@ -98,7 +98,7 @@ class MigrationTaskSensor(BaseSensorOperator):
                 migration_task_id=task_id,
                 oms_conn_id=self.oms_conn_id,
                 poll_interval=self.poke_interval,
-                deadline=time.time() + self.timeout if self.timeout else None,
+                deadline=time.time() + self.timeout if self.timeout is not None else None,
                 target_statuses=self.target_statuses,
                 failure_statuses=self.failure_statuses,
             ),
@@ -113,7 +113,7 @@ class MigrationTaskSensor(BaseSensorOperator):
             raise OMSError(f"Waiting for OMS migration task {task_id} failed: {event.get('message')}")
         task = dict(event.get("task") or {})
         if status == "timeout":
-            raise OMSMigrationError(
+            raise OMSSensorTimeout(
                 f"OMS migration task {task_id} did not reach the awaited status within the sensor's timeout",
                 task=summarize(task),
             )

@@ -22,7 +22,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_oms.client import OMSRequestBuilder, PreparedCall, parse_response
 from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus
-from airflow_provider_oms.exceptions import OMSApiError, OMSError
+from airflow_provider_oms.exceptions import AirflowException, OMSApiError
 from airflow_provider_oms.hooks.oms import OMSConnectionConfig, config_from_connection
 from airflow_provider_oms.waiting import Outcome, classify, progress_line, summarize
 
@@ -39,6 +39,9 @@ def shared_async_client(verify: bool | str) -> httpx.AsyncClient:
     :param verify: TLS verification: a bool, or the path of a CA bundle.
     """
     loop = asyncio.get_running_loop()
+    # A client's kept-alive connections refer to their loop, so an entry would outlive a closed loop.
+    for stale in [other for other in _clients if other.is_closed()]:
+        del _clients[stale]
     clients = _clients.setdefault(loop, {})
     client = clients.get(verify)
     if client is None or client.is_closed:
@@ -177,7 +180,7 @@ class MigrationTaskTrigger(BaseTrigger):
                         return
                     wait = min(wait, remaining)
                 await asyncio.sleep(wait)
-        except OMSError as err:
+        except AirflowException as err:  # OMS errors, and a connection that does not exist
             yield self._event("error", message=str(err))
 
     async def on_kill(self) -> None:
@@ -196,3 +199,5 @@ class MigrationTaskTrigger(BaseTrigger):
                 self.log.info("OMS migration task %s was not in progress; nothing to pause", self.migration_task_id)
             else:
                 self.log.warning("Could not pause OMS migration task %s: %s", self.migration_task_id, err)
+        except AirflowException as err:
+            self.log.warning("Could not pause OMS migration task %s: %s", self.migration_task_id, err)
