@@ -43,6 +43,8 @@ class OMSEmulator:
     :param task_start_delay: seconds a created or started task stays waiting (status 1) before it runs.
     :param object_delay: seconds each object takes to migrate, to make tasks last long enough to observe.
     :param bytes_per_second: migration speed limit; each object also takes its size divided by this.
+    :param pausing_delay: seconds a stopped running task stays pausing (status 7) before it is paused, to make
+        that status long enough to observe; ``None``: as long as one object takes (``object_delay``).
     :param fail_patterns: globs on source object keys whose migration fails (see :meth:`add_fail_rule`).
     :param fail_times: with ``fail_patterns``: fail only the first N attempts at each object; None: always.
     :param extra_credentials: more accepted AK/SK pairs, ``{access_key: secret_key}``.
@@ -63,6 +65,7 @@ class OMSEmulator:
         fail_patterns: Sequence[str] = (),
         fail_times: int | None = None,
         extra_credentials: Mapping[str, str] | None = None,
+        pausing_delay: float | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -76,6 +79,7 @@ class OMSEmulator:
             task_start_delay=task_start_delay,
             object_delay=object_delay,
             bytes_per_second=bytes_per_second,
+            pausing_delay=pausing_delay,
         )
         for pattern in fail_patterns:
             self.add_fail_rule(pattern, times=fail_times)
@@ -250,12 +254,18 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--bytes-per-second", type=float, metavar="N", help="migration speed limit, in bytes per second"
     )
+    parser.add_argument(
+        "--pausing-delay",
+        type=float,
+        metavar="SECONDS",
+        help="how long a stopped running task stays pausing (status 7); default: --object-delay",
+    )
     args = parser.parse_args(argv)
     if args.bytes_per_second is not None and args.bytes_per_second <= 0:
         parser.error("--bytes-per-second must be more than 0")
     if args.fail_times is not None and (not args.fail_pattern or args.fail_times < 1):
         parser.error("--fail-times needs --fail-pattern and must be at least 1")
-    if args.task_start_delay < 0 or args.object_delay < 0:
+    if min(args.task_start_delay, args.object_delay, args.pausing_delay or 0.0) < 0:
         parser.error("delays must not be negative")
     return args
 
@@ -283,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         task_start_delay=args.task_start_delay,
         object_delay=args.object_delay,
         bytes_per_second=args.bytes_per_second,
+        pausing_delay=args.pausing_delay,
         fail_patterns=args.fail_pattern,
         fail_times=args.fail_times,
     )

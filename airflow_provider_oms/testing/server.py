@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import socket
+import sys
 import threading
 import uuid
 from collections.abc import Mapping
@@ -165,6 +166,13 @@ class OMSHTTPServer(ThreadingHTTPServer):
             self._connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log what ended a connection; a client that went away is no error of the emulator."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.debug("OMS emulator: a client closed its connection while being answered")
+        else:
+            logger.exception("OMS emulator: error on a connection")
+
     def server_close(self) -> None:
         """Stop listening and end the open connections, so no client keeps talking to a stopped emulator."""
         super().server_close()
@@ -197,6 +205,8 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
             status, payload = err.status, err.to_json()
         except Exception:
             logger.exception("OMS emulator: error while answering %s %s", self.command, self._path())
+            # Whatever the request left unread must never be taken for the next request.
+            self.close_connection = True
             status, payload = 500, {"error_code": ERROR_EMULATOR, "error_msg": "Internal emulator error."}
         self._respond(status, payload)
 
@@ -248,7 +258,18 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
             raise OMSEmulatorError(
                 413 if length > MAX_BODY_BYTES else 400, ERROR_BAD_REQUEST, "Invalid or too large request body."
             )
-        return self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except OSError as err:
+            # A timeout or a reset part way through: the rest of the body must never be read as a request.
+            self.close_connection = True
+            raise OMSEmulatorError(
+                408 if isinstance(err, TimeoutError) else 400, ERROR_BAD_REQUEST, "The request body could not be read."
+            ) from None
+        if len(body) < length:
+            self.close_connection = True
+            raise OMSEmulatorError(400, ERROR_BAD_REQUEST, "The request body is shorter than its Content-Length.")
+        return body
 
     def _process(self) -> tuple[int, Any]:
         raw_path, _, raw_query = self.path.partition("?")

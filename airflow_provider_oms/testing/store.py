@@ -298,8 +298,10 @@ class _Task:
     spec: _TaskSpec
     status: TaskStatus = TaskStatus.WAITING
     run: _Run | None = None
-    #: The objects that failed in the last run that ended failed: what ``migrate_failed_object`` copies.
-    failed_keys: tuple[str, ...] = ()
+    #: What a start with ``migrate_failed_object`` migrates: the objects that failed in the run that ended
+    #: failed, or the ones a paused failed-only run had not migrated yet. ``None`` when such a start runs the
+    #: whole task: no failed-object list, or a run of the whole task began since.
+    failed_keys: tuple[str, ...] | None = None
     total_num: int = 0
     successful_num: int = 0
     failed_num: int = 0
@@ -445,6 +447,8 @@ class TaskStore:
     :param task_start_delay: seconds a started task stays waiting (status 1) before it runs.
     :param object_delay: seconds each object takes to migrate.
     :param bytes_per_second: migration speed limit; each object also takes its size divided by this.
+    :param pausing_delay: seconds a stopped running task stays pausing (status 7) before it is paused;
+        ``None``: one ``object_delay``.
     """
 
     def __init__(
@@ -454,15 +458,19 @@ class TaskStore:
         task_start_delay: float = 0.0,
         object_delay: float = 0.0,
         bytes_per_second: float | None = None,
+        pausing_delay: float | None = None,
     ) -> None:
-        if task_start_delay < 0 or object_delay < 0:
-            raise ValueError("task_start_delay and object_delay must not be negative")
+        if pausing_delay is None:
+            pausing_delay = object_delay
+        if task_start_delay < 0 or object_delay < 0 or pausing_delay < 0:
+            raise ValueError("task_start_delay, object_delay and pausing_delay must not be negative")
         if bytes_per_second is not None and bytes_per_second <= 0:
             raise ValueError("bytes_per_second must be more than 0")
         self._bytes_per_second = bytes_per_second
         self.data_dir = data_dir
         self._task_start_delay = task_start_delay
         self._object_delay = object_delay
+        self._pausing_delay = pausing_delay
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._tasks: dict[int, _Task] = {}
@@ -548,10 +556,10 @@ class TaskStore:
                 raise OMSEmulatorError(400, ERROR_TASK_COMPLETED, "The task has completed and cannot be started.")
             if task.status not in STARTABLE_STATUSES:
                 raise OMSEmulatorError(400, ERROR_TASK_ALREADY_STARTED, "The task has already started.")
-            # With no failed-object list (a paused task, or a run that failed before copying) there is nothing
-            # to narrow the run to: the whole task runs, and what was already copied is skipped. Refusing the
-            # flag here would be a rule the service does not document.
-            self._begin_run(task, failed_only=migrate_failed_object and bool(task.failed_keys))
+            # With no failed-object list (a task paused in a run of the whole task, or a run that failed before
+            # copying) there is nothing to narrow the run to: the whole task runs, and what was already copied is
+            # skipped. Refusing the flag here would be a rule the service does not document.
+            self._begin_run(task, failed_only=migrate_failed_object and task.failed_keys is not None)
 
     def stop_task(self, task_id: int | str) -> None:
         """Pause a task: a waiting task is paused at once, a running one goes to pausing (7), then paused (3)."""
@@ -616,6 +624,9 @@ class TaskStore:
         run = _Run(number=task.run.number + 1 if task.run else 1, failed_only=failed_only)
         task.run = run
         task.status = TaskStatus.WAITING
+        if not failed_only:
+            # This run decides what is left to retry: an older failed-object list no longer applies.
+            task.failed_keys = None
         worker = threading.Thread(
             target=self._work, args=(task, run), name=f"oms-emulator-task-{task.id}-run-{run.number}", daemon=True
         )
@@ -631,6 +642,8 @@ class TaskStore:
             with self._lock:
                 if task.run is run:
                     task.status = TaskStatus.FAILED
+                    # Nothing tells which objects this run copied: a retry runs the whole task again.
+                    task.failed_keys = None
                     task.error_reason = {
                         "error_code": ERROR_EMULATOR,
                         "error_msg": f"emulator error: {type(err).__name__}",
@@ -657,7 +670,7 @@ class TaskStore:
                 task.total_num = task.successful_num = task.skipped_num = 0
                 task.total_size = task.complete_size = task.real_size = 0
                 task.is_query_over = False
-            retry_keys = task.failed_keys
+            retry_keys = task.failed_keys or ()
             spec = task.spec
             self._changed.notify_all()
 
@@ -667,6 +680,7 @@ class TaskStore:
                 task,
                 run,
                 failed=[],
+                not_migrated=list(retry_keys),
                 error_reason={
                     "error_code": ERROR_SOURCE_BUCKET_MISSING,
                     "error_msg": f"The source bucket {spec.src_bucket} does not exist.",
@@ -689,6 +703,7 @@ class TaskStore:
 
         destination_root = self.data_dir / spec.dst_bucket
         failed: list[str] = []
+        processed = 0
         for key in keys:
             if run.stop.wait(self._object_delay):
                 break
@@ -697,7 +712,8 @@ class TaskStore:
                 # A stop cuts the wait short; the object is in place already, so it still counts as copied.
                 run.stop.wait(size / self._bytes_per_second)
             with self._lock:
-                task.run_processed += 1
+                processed += 1
+                task.run_processed = processed
                 if outcome is _Outcome.COPIED:
                     task.successful_num += 1
                     task.complete_size += size
@@ -709,9 +725,11 @@ class TaskStore:
                 else:
                     task.failed_num += 1
                     failed.append(key)
+                # An object that grew after the listing (or appeared, for a retried key) counts at its new size.
+                task.total_size = max(task.total_size, task.complete_size)
                 task.tick()
                 self._changed.notify_all()
-        self._finish(task, run, failed=failed)
+        self._finish(task, run, failed=failed, not_migrated=failed + keys[processed:])
 
     def _migrate_object(
         self, task_id: int, spec: _TaskSpec, source_root: Path, destination_root: Path, key: str
@@ -737,11 +755,26 @@ class TaskStore:
             return _Outcome.FAILED, source_stat.st_size
         return _Outcome.COPIED, source_stat.st_size
 
-    def _finish(self, task: _Task, run: _Run, *, failed: list[str], error_reason: dict[str, str] | None = None) -> None:
+    def _finish(
+        self,
+        task: _Task,
+        run: _Run,
+        *,
+        failed: list[str],
+        not_migrated: list[str],
+        error_reason: dict[str, str] | None = None,
+    ) -> None:
+        """
+        End a run: paused if it was stopped, else failed or succeeded. Call without the lock.
+
+        :param failed: the objects that failed in this run.
+        :param not_migrated: the objects of this run that were not migrated: failed or, if paused, not tried
+            yet. A paused failed-only run leaves them to the next failed-only start.
+        :param error_reason: why the run failed as a whole (no objects were listed).
+        """
         if run.stop.is_set() and not self._closed:
-            # Pausing takes a while on the real service; holding status 7 for one object's time lets callers
-            # (and tests) see it.
-            time.sleep(self._object_delay)
+            # Pausing takes a while on the real service; holding status 7 lets callers (and tests) see it.
+            time.sleep(self._pausing_delay)
         record = None
         if failed and not run.stop.is_set():
             # Like the real service: the failed-object list goes into the destination bucket.
@@ -756,10 +789,12 @@ class TaskStore:
             task.tick()
             if run.stop.is_set():
                 task.status = TaskStatus.PAUSED
+                if run.failed_only:
+                    task.failed_keys = tuple(not_migrated)
             elif error_reason is not None:
                 task.status = TaskStatus.FAILED
                 task.error_reason = error_reason
-                task.failed_keys = ()
+                task.failed_keys = None
             elif failed:
                 task.status = TaskStatus.FAILED
                 task.error_reason = {
@@ -770,6 +805,6 @@ class TaskStore:
                 task.failed_keys = tuple(failed)
             else:
                 task.status = TaskStatus.SUCCEEDED
-                task.failed_keys = ()
+                task.failed_keys = None
                 task.left_time = 0
             self._changed.notify_all()

@@ -57,8 +57,10 @@ def no_secret_in(output: str) -> None:
 
 
 @pytest.mark.parametrize("dag_id", ["oms_test_wait_sync", "oms_test_wait_deferrable"])
+@pytest.mark.emulator_options(object_delay=0.4)
 def test_wait_until_the_migration_succeeds(emulator, airflow, dag_id):
-    task_id = paused_task(emulator, files=4)
+    task_id = paused_task(emulator, files=8)
+    emulator.reset_requests()
 
     result = airflow.dags_test(dag_id, {"migration_task_id": task_id})
 
@@ -66,11 +68,17 @@ def test_wait_until_the_migration_succeeds(emulator, airflow, dag_id):
     xcom = airflow.xcom_value(dag_id, TASK)
     assert xcom["migration_task_id"] == task_id
     assert (xcom["status"], xcom["status_name"]) == (TaskStatus.SUCCEEDED, "succeeded")
-    assert (xcom["total_num"], xcom["successful_num"], xcom["failed_num"], xcom["restarts"]) == (4, 4, 0, 0)
+    assert (xcom["total_num"], xcom["successful_num"], xcom["failed_num"], xcom["restarts"]) == (8, 8, 0, 0)
     assert emulator.get_task(task_id)["status"] == TaskStatus.SUCCEEDED
-    assert f"OMS task {task_id} succeeded: 100.0% | objects 4/4" in result.output
+    assert f"OMS task {task_id} succeeded: 100.0% | objects 8/8" in result.output
+    polls = sum(r.method == "GET" for r in emulator.requests)
+    assert polls >= 3, "the wait should take several polls"
     if dag_id.endswith("deferrable"):
         assert "running trigger in line" in result.output
+        # the start from the worker's requests session, every poll over the triggerer's shared httpx pool
+        assert emulator.connections_opened == 2
+    else:
+        assert emulator.connections_opened == 1  # the start and every poll over one kept-alive connection
     no_secret_in(result.output)
 
 

@@ -21,8 +21,11 @@ def oms(oms_emulator: OMSEmulator) -> Iterator[OMSCaller]:
 
 @pytest.fixture
 def slow_emulator(tmp_path: Path) -> Iterator[OMSEmulator]:
-    """An emulator whose objects take 0.1 s each, so that running and pausing tasks can be observed."""
-    with OMSEmulator(tmp_path / "slow-data", object_delay=0.1) as emulator:
+    """
+    An emulator whose objects take 0.1 s each, so that running tasks can be observed; a stopped task stays
+    pausing (7) for a second, so that a test sees that status even on a busy machine.
+    """
+    with OMSEmulator(tmp_path / "slow-data", object_delay=0.1, pausing_delay=1.0) as emulator:
         yield emulator
 
 

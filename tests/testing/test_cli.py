@@ -74,15 +74,16 @@ def test_cli_options(run_cli: RunCli, tmp_path: Path) -> None:
     process, url = run_cli(
         "--port", "0", "--ak", "CLIAK", "--sk", "CLISK", "--project-id", "cliproject",
         "--fail-pattern", "*.bad", "--fail-pattern", "*.worse", "--fail-times", "1",
-        "--task-start-delay", "0.1", "--object-delay", "0.01",
+        "--task-start-delay", "1", "--object-delay", "0.01",
     )  # fmt: skip
     oms = OMSCaller(url, project_id="cliproject", credentials=Credentials("CLIAK", "CLISK"))
+    # Each run waits 1 s: time enough for the show call to see it waiting even on a busy machine.
     task_id = oms.create(task_body())
     assert oms.show(task_id).json()["status"] == TaskStatus.WAITING
-    wait_until(lambda: oms.show(task_id).json()["status"] == TaskStatus.FAILED)
+    wait_until(lambda: oms.show(task_id).json()["status"] == TaskStatus.FAILED, timeout=15)
     assert oms.show(task_id).json()["failed_num"] == 1
     assert oms.start(task_id, migrate_failed_object=True).status_code == 200
-    wait_until(lambda: oms.show(task_id).json()["status"] == TaskStatus.SUCCEEDED)
+    wait_until(lambda: oms.show(task_id).json()["status"] == TaskStatus.SUCCEEDED, timeout=15)
     assert {"keep.txt", "flaky.bad"} <= bucket_keys(tmp_path / "dst-bucket")
     process.terminate()
     assert process.wait(timeout=5) == 0
@@ -90,7 +91,13 @@ def test_cli_options(run_cli: RunCli, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--fail-times", "2"], ["--fail-pattern", "*", "--fail-times", "0"], ["--object-delay", "-1"], []],
+    [
+        ["--fail-times", "2"],
+        ["--fail-pattern", "*", "--fail-times", "0"],
+        ["--object-delay", "-1"],
+        ["--pausing-delay", "-1"],
+        [],
+    ],
 )
 def test_cli_refuses_bad_options(tmp_path: Path, args: list[str]) -> None:
     port = [] if args == [] else ["--port", "0"]

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,22 +154,27 @@ def test_fail_rule_fails_the_task_and_writes_the_failed_object_list(
     assert task["progress"] < 1.0
 
 
-def test_migrate_failed_object_copies_only_the_failed_objects(slow_oms: OMSCaller, slow_emulator: OMSEmulator) -> None:
-    write_objects(slow_emulator.bucket_path("src-bucket"), OBJECTS)
-    task_id, _ = failed_run(slow_oms, slow_emulator, times=1)
-    copy = slow_emulator.data_dir / "dst-bucket/copy"
-    (copy / "a.txt").unlink()  # a previously successful object
+def test_migrate_failed_object_copies_only_the_failed_objects(tmp_path: Path) -> None:
+    # Only copied objects take time at the speed limit: the first run, whose logs fail before being copied, is
+    # quick, and the retry of the two 100-byte logs lasts about a second, long enough to be seen retrying.
+    objects = {"a.txt": "alpha", "docs/b.txt": "bravo!", "logs/d.log": "d" * 100, "logs/e.log": "e" * 100}
+    with OMSEmulator(tmp_path, bytes_per_second=200) as emulator:
+        write_objects(emulator.bucket_path("src-bucket"), objects)
+        oms = OMSCaller(emulator.url)
+        task_id, _ = failed_run(oms, emulator, times=1)
+        copy = emulator.data_dir / "dst-bucket/copy"
+        (copy / "a.txt").unlink()  # a previously successful object
 
-    assert slow_oms.start(task_id, migrate_failed_object=True).status_code == 200
-    slow_emulator.wait_for_status(task_id, {TaskStatus.RETRYING})
-    task = slow_emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED, TaskStatus.FAILED})
+        assert oms.start(task_id, migrate_failed_object=True).status_code == 200
+        emulator.wait_for_status(task_id, {TaskStatus.RETRYING})
+        task = emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED, TaskStatus.FAILED})
 
     assert task["status"] == TaskStatus.SUCCEEDED
     assert not (copy / "a.txt").exists()
-    assert (copy / "logs/d.log").read_text() == "delta"
-    assert (copy / "logs/e.log").read_text() == "echo"
-    # The retry completes the same task: 3 objects from the first run, 2 from the retry.
-    assert (task["total_num"], task["successful_num"], task["failed_num"]) == (5, 5, 0)
+    assert (copy / "logs/d.log").read_text() == objects["logs/d.log"]
+    assert (copy / "logs/e.log").read_text() == objects["logs/e.log"]
+    # The retry completes the same task: 2 objects from the first run, 2 from the retry.
+    assert (task["total_num"], task["successful_num"], task["failed_num"]) == (4, 4, 0)
     assert task["progress"] == 1.0
     assert task["error_reason"] is None and task["failed_object_record"] is None
 
@@ -202,14 +211,133 @@ def test_start_without_the_flag_runs_the_whole_task_again(
     assert task["real_size"] == len("alpha") + len("delta") + len("echo")
 
 
-def test_fail_rule_for_one_task_only(tmp_path: Path) -> None:
-    with OMSEmulator(tmp_path, task_start_delay=0.2) as emulator:
-        write_objects(emulator.bucket_path("src-bucket"), OBJECTS)
+def test_migrate_failed_object_after_a_failure_without_a_list_runs_the_whole_task(
+    oms: OMSCaller, oms_emulator: OMSEmulator
+) -> None:
+    task_id = oms.create(task_body())
+    assert oms_emulator.wait_for_status(task_id, {TaskStatus.FAILED})["failed_object_record"] is None
+    write_objects(oms_emulator.bucket_path("src-bucket"), OBJECTS)
+    assert oms.start(task_id, migrate_failed_object=True).status_code == 200
+    task = oms_emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED, TaskStatus.FAILED})
+    assert (task["status"], task["total_num"], task["successful_num"]) == (TaskStatus.SUCCEEDED, 5, 5)
+    assert bucket_keys(oms_emulator.data_dir / "dst-bucket") == set(OBJECTS)
+
+
+def assert_counters_consistent(task: dict[str, Any]) -> None:
+    assert task["successful_num"] + task["skipped_num"] + task["failed_num"] <= task["total_num"], task
+    assert task["complete_size"] <= task["total_size"], task
+    assert 0.0 <= task["progress"] <= 1.0, task
+
+
+@contextmanager
+def counters_stay_consistent(emulator: OMSEmulator, task_id: int) -> Iterator[None]:
+    """Check the task's counters every few milliseconds while the block runs, and once after it."""
+    samples: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.005):
+            samples.append(emulator.get_task(task_id))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield
+    finally:
+        done.set()
+        sampler.join()
+    samples.append(emulator.get_task(task_id))
+    for task in samples:
+        assert_counters_consistent(task)
+
+
+def test_migrate_failed_object_after_pausing_a_whole_run_runs_the_whole_task(tmp_path: Path) -> None:
+    # The failed-object list of an earlier failed run says nothing about what a later run of the whole task left
+    # undone: once paused, such a task runs whole again, whatever migrate_failed_object says. Copies take 0.1 s
+    # each at the speed limit, so that the task can be paused part way.
+    objects = {f"part-{index:02}.dat": f"{index:02}" * 50 for index in range(10)}
+    with OMSEmulator(tmp_path, bytes_per_second=1000) as emulator:
+        write_objects(emulator.bucket_path("src-bucket"), {**objects, "stale-failure.dat": "failed once"})
+        emulator.add_fail_rule("stale-failure.dat", times=1)
         oms = OMSCaller(emulator.url)
-        chosen, other = oms.create(task_body(dst="dst-one")), oms.create(task_body(dst="dst-two"))
-        emulator.add_fail_rule("docs/*", task_id=str(chosen))
-        assert emulator.wait_for_status(chosen, {TaskStatus.FAILED, TaskStatus.SUCCEEDED})["failed_num"] == 2
-        assert emulator.wait_for_status(other, {TaskStatus.FAILED, TaskStatus.SUCCEEDED})["failed_num"] == 0
+        task_id = oms.create(task_body())
+        destination = emulator.data_dir / "dst-bucket"
+        with counters_stay_consistent(emulator, task_id):
+            assert emulator.wait_for_status(task_id, {TaskStatus.FAILED})["failed_num"] == 1
+            for key in objects:
+                (destination / key).unlink()  # lost since: only a run of the whole task brings them back
+
+            assert oms.start(task_id, migrate_failed_object=False).status_code == 200
+            wait_until(lambda: emulator.get_task(task_id)["successful_num"] >= 2)
+            emulator.pause_task(task_id)
+            paused = emulator.wait_for_status(task_id, {TaskStatus.PAUSED})
+            assert 2 <= paused["successful_num"] < len(objects)
+            assert paused["failed_num"] == 0
+
+            assert oms.start(task_id, migrate_failed_object=True).status_code == 200
+            done = emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED, TaskStatus.FAILED})
+
+    assert done["status"] == TaskStatus.SUCCEEDED
+    assert set(objects) | {"stale-failure.dat"} <= bucket_keys(destination)
+    copied_before_the_pause = paused["successful_num"]
+    assert (done["total_num"], done["skipped_num"], done["successful_num"], done["failed_num"]) == (
+        11,
+        copied_before_the_pause,
+        11 - copied_before_the_pause,
+        0,
+    )
+    assert done["complete_size"] == done["total_size"]
+    assert done["progress"] == 1.0
+
+
+def test_migrate_failed_object_after_pausing_a_retry_resumes_the_retry(tmp_path: Path) -> None:
+    # Only copies take time at the speed limit (0.1 s each here): failing objects fail at once, so the first run
+    # is quick and the retry slow enough to be paused part way.
+    failing = {f"retry-{index}.dat": f"{index}" * 100 for index in range(8)}
+    failing["a-twice.dat"] = "t" * 100  # tried first; it fails in the first run and again in the first retry
+    with OMSEmulator(tmp_path, bytes_per_second=1000) as emulator:
+        write_objects(emulator.bucket_path("src-bucket"), {**failing, "ok-1.txt": "1", "ok-2.txt": "2"})
+        emulator.add_fail_rule("retry-*", times=1)
+        emulator.add_fail_rule("a-twice.dat", times=2)
+        oms = OMSCaller(emulator.url)
+        task_id = oms.create(task_body())
+        with counters_stay_consistent(emulator, task_id):
+            first = emulator.wait_for_status(task_id, {TaskStatus.FAILED})
+            assert (first["total_num"], first["successful_num"], first["failed_num"]) == (11, 2, 9)
+
+            assert oms.start(task_id, migrate_failed_object=True).status_code == 200
+            wait_until(lambda: emulator.get_task(task_id)["successful_num"] >= 4)
+            emulator.pause_task(task_id)
+            paused = emulator.wait_for_status(task_id, {TaskStatus.PAUSED})
+            assert 4 <= paused["successful_num"] < 11
+            assert paused["failed_num"] == 1  # a-twice.dat
+
+            # Failed-only again: what the paused retry had not migrated, i.e. a-twice.dat and the untried rest.
+            assert oms.start(task_id, migrate_failed_object=True).status_code == 200
+            emulator.wait_for_status(task_id, {TaskStatus.RETRYING, TaskStatus.SUCCEEDED, TaskStatus.FAILED})
+            done = emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED, TaskStatus.FAILED})
+
+    assert done["status"] == TaskStatus.SUCCEEDED
+    # Every object was copied exactly once over the three runs: nothing counted twice, nothing skipped.
+    assert (done["total_num"], done["successful_num"], done["skipped_num"], done["failed_num"]) == (11, 11, 0, 0)
+    assert done["complete_size"] == done["total_size"] == sum(len(content) for content in failing.values()) + 2
+    assert done["real_size"] == done["total_size"]
+    assert done["progress"] == 1.0
+    assert set(failing) <= bucket_keys(emulator.data_dir / "dst-bucket")
+
+
+def test_fail_rule_for_one_task_only(oms: OMSCaller, oms_emulator: OMSEmulator) -> None:
+    # The rule needs the task's id: both tasks first fail on their missing source bucket, so that the rule is in
+    # place before either of them copies anything.
+    chosen, other = oms.create(task_body(dst="dst-one")), oms.create(task_body(dst="dst-two"))
+    for task_id in (chosen, other):
+        oms_emulator.wait_for_status(task_id, {TaskStatus.FAILED})
+    oms_emulator.add_fail_rule("docs/*", task_id=str(chosen))
+    write_objects(oms_emulator.bucket_path("src-bucket"), OBJECTS)
+    for task_id in (chosen, other):
+        assert oms.start(task_id).status_code == 200
+    assert oms_emulator.wait_for_status(chosen, {TaskStatus.FAILED, TaskStatus.SUCCEEDED})["failed_num"] == 2
+    assert oms_emulator.wait_for_status(other, {TaskStatus.FAILED, TaskStatus.SUCCEEDED})["failed_num"] == 0
 
 
 def test_fail_patterns_of_the_constructor(tmp_path: Path) -> None:
@@ -249,7 +377,7 @@ def test_stop_pauses_part_way_and_start_finishes(slow_oms: OMSCaller, slow_emula
 
 
 def test_python_api_pause_wait_and_errors(slow_emulator: OMSEmulator, slow_oms: OMSCaller) -> None:
-    write_objects(slow_emulator.bucket_path("src-bucket"), OBJECTS)
+    write_objects(slow_emulator.bucket_path("src-bucket"), {f"{index}.txt": "x" for index in range(30)})
     task_id = slow_oms.create(task_body())
     slow_emulator.wait_for_status(task_id, {TaskStatus.RUNNING})
     with pytest.raises(TimeoutError, match="expected one of \\[5\\]"):

@@ -35,8 +35,8 @@ def test_official_sdk_drives_a_task(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         StopTaskRequest,
     )
 
-    # Objects take 0.05 s each, so that the task can be seen running and pausing.
-    with OMSEmulator(tmp_path / "data", object_delay=0.05) as emulator:
+    # Objects take 0.2 s each and pausing 0.5 s, so that the task is surely seen running, then pausing.
+    with OMSEmulator(tmp_path / "data", object_delay=0.2, pausing_delay=0.5) as emulator:
         write_objects(emulator.bucket_path("sdk-source"), {f"object-{index}.txt": "x" * index for index in range(8)})
         client = (
             OmsClient.new_builder()

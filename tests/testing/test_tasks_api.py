@@ -49,7 +49,8 @@ def test_create_answers_increasing_15_digit_ids_and_a_name(oms: OMSCaller, oms_e
 
 
 def test_created_task_waits_then_runs_by_itself(tmp_path: Path) -> None:
-    with OMSEmulator(tmp_path, task_start_delay=0.3) as emulator:
+    # Two seconds of waiting: time enough for the show call to see it even on a busy machine.
+    with OMSEmulator(tmp_path, task_start_delay=2) as emulator:
         write_objects(emulator.bucket_path("src-bucket"), {"a.txt": "a"})
         oms = OMSCaller(emulator.url)
         task_id = oms.create(task_body())
@@ -248,18 +249,20 @@ def test_start_accepts_the_seed_body_and_ignores_unknown_keys(oms: OMSCaller, om
     assert oms_emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED})["error_reason"] is None
 
 
-def test_migrate_failed_object_without_a_failed_list_resumes_the_whole_task(
-    slow_oms: OMSCaller, slow_emulator: OMSEmulator, running_task: int
-) -> None:
-    wait_until(lambda: slow_oms.show(running_task).json()["successful_num"] >= 2)
-    assert_empty_ok(slow_oms.stop(running_task))
-    paused = slow_emulator.wait_for_status(running_task, {TaskStatus.PAUSED})
-    assert 2 <= paused["successful_num"] < 30
-    assert_empty_ok(slow_oms.start(running_task, migrate_failed_object=True))
-    done = slow_emulator.wait_for_status(running_task, {TaskStatus.SUCCEEDED}, timeout=30)
-    assert done["total_num"] == 30
+def test_migrate_failed_object_without_a_failed_list_resumes_the_whole_task(tmp_path: Path) -> None:
+    with OMSEmulator(tmp_path, object_delay=0.1) as emulator:
+        write_objects(emulator.bucket_path("src-bucket"), {f"f{i:02}.txt": str(i) for i in range(12)})
+        oms = OMSCaller(emulator.url)
+        task_id = oms.create(task_body())
+        wait_until(lambda: oms.show(task_id).json()["successful_num"] >= 2)
+        assert_empty_ok(oms.stop(task_id))
+        paused = emulator.wait_for_status(task_id, {TaskStatus.PAUSED})
+        assert 2 <= paused["successful_num"] < 12
+        assert_empty_ok(oms.start(task_id, migrate_failed_object=True))
+        done = emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED})
+    assert done["total_num"] == 12
     assert done["skipped_num"] == paused["successful_num"]
-    assert done["successful_num"] == 30 - paused["successful_num"]
+    assert done["successful_num"] == 12 - paused["successful_num"]
 
 
 def test_stop_then_start_a_running_task(slow_oms: OMSCaller, slow_emulator: OMSEmulator, running_task: int) -> None:
