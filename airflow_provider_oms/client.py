@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from airflow_provider_oms import __version__, signer
-from airflow_provider_oms.constants import ERROR_AUTH, ERROR_NOT_FOUND, ERROR_THROTTLED
+from airflow_provider_oms.constants import ERROR_AUTH, ERROR_NOT_FOUND, ERROR_THROTTLED, MAX_CLOCK_SKEW_SECONDS
 from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
+from airflow_provider_oms.retries import MAY_HAVE_APPLIED_STATUSES, RETRYABLE_STATUSES
 from airflow_provider_oms.validation import check_path_value
 
 USER_AGENT = f"airflow-provider-oms/{__version__}"
@@ -203,13 +206,76 @@ def parse_response(call: PreparedCall, status: int, headers: Mapping[str, str], 
         parts.append(" (redirects are not followed; check the connection's endpoint)")
     if request_id:
         parts.append(f" (request id {request_id})")
-    hint = _HINTS.get(error_code or "")
-    if hint:
-        parts.append(f". Hint: {hint}")
+    skew = clock_skew(headers.get("Date") or headers.get("date")) if status == 401 else None
+    if skew is not None and abs(skew) > MAX_CLOCK_SKEW_SECONDS:
+        parts.append(
+            f". This machine's clock is {_duration(abs(skew))} {'ahead of' if skew > 0 else 'behind'} the "
+            f"server's (its Date header says {headers.get('Date') or headers.get('date')}); the service refuses "
+            f"requests dated more than {MAX_CLOCK_SKEW_SECONDS // 60} minutes off: fix the clock (NTP)"
+        )
+    else:
+        hint = _HINTS.get(error_code or "")
+        if hint:
+            parts.append(f". Hint: {hint}")
     raise OMSApiError(
         "".join(parts),
         http_status=status,
         error_code=error_code,
         error_msg=error_msg,
         request_id=request_id,
+        transient=status in RETRYABLE_STATUSES,
+        may_have_applied=status in MAY_HAVE_APPLIED_STATUSES,
+        retry_after=retry_after(headers.get("Retry-After") or headers.get("retry-after")) if status == 429 else None,
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def clock_skew(date_header: str | None, now: datetime | None = None) -> float | None:
+    """Seconds this machine's clock is ahead of the server's (negative: behind), from a ``Date`` header."""
+    if not date_header:
+        return None
+    try:
+        server = parsedate_to_datetime(date_header)
+    except (TypeError, ValueError):
+        return None
+    if server.tzinfo is None:
+        server = server.replace(tzinfo=timezone.utc)
+    return ((now or datetime.now(timezone.utc)) - server).total_seconds()
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def transport_error(call: PreparedCall, endpoint: str, error_name: str, *, sent: bool, detail: str = "") -> OMSApiError:
+    """
+    Build the error for a call that got no answer.
+
+    :param error_name: the HTTP client's exception type, e.g. ``ReadTimeout``.
+    :param sent: whether the request may have reached the service (then it may have taken effect).
+    :param detail: the client's message, only when it cannot quote a header (it names host and path).
+    """
+    return OMSApiError(
+        f"OMS {call.operation} failed: no answer from {endpoint} ({error_name}{': ' + detail if detail else ''})",
+        error_msg=error_name,
+        transient=True,
+        may_have_applied=sent,
     )

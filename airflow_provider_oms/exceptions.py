@@ -37,6 +37,10 @@ class OMSApiError(OMSError):
     :param error_code: OMS error code such as ``OMS.0065`` or ``APIGW.0301``.
     :param error_msg: the service's error message.
     :param request_id: the ``X-Request-Id`` of the response, for Huawei support.
+    :param transient: the same request may succeed later (throttling, a gateway error, a lost connection).
+    :param may_have_applied: the request may have reached the service and taken effect although no good
+        answer came back (a lost response, a gateway timeout).
+    :param retry_after: seconds the service asked to wait (``Retry-After``).
     """
 
     def __init__(
@@ -47,28 +51,36 @@ class OMSApiError(OMSError):
         error_code: str | None = None,
         error_msg: str | None = None,
         request_id: str | None = None,
+        transient: bool = False,
+        may_have_applied: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.error_code = error_code
         self.error_msg = error_msg
         self.request_id = request_id
+        self.transient = transient
+        self.may_have_applied = may_have_applied
+        self.retry_after = retry_after
 
-    def __reduce__(
-        self,
-    ) -> tuple[Any, tuple[Any, ...]]:  # keep the attributes when pickled (Airflow ships exceptions between processes)
-        return (
-            _rebuild_api_error,
-            (str(self), self.http_status, self.error_code, self.error_msg, self.request_id),
-        )
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # keep the attributes when pickled
+        return (_rebuild_api_error, (str(self), {name: getattr(self, name) for name in _API_ERROR_FIELDS}))
 
 
-def _rebuild_api_error(
-    message: str, http_status: int | None, error_code: str | None, error_msg: str | None, request_id: str | None
-) -> OMSApiError:
-    return OMSApiError(
-        message, http_status=http_status, error_code=error_code, error_msg=error_msg, request_id=request_id
-    )
+_API_ERROR_FIELDS = (
+    "http_status",
+    "error_code",
+    "error_msg",
+    "request_id",
+    "transient",
+    "may_have_applied",
+    "retry_after",
+)
+
+
+def _rebuild_api_error(message: str, attributes: dict[str, Any]) -> OMSApiError:
+    return OMSApiError(message, **attributes)
 
 
 class OMSMigrationError(OMSError):

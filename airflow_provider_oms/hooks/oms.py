@@ -14,10 +14,20 @@ from urllib.parse import urlsplit
 import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
+from urllib3.exceptions import NewConnectionError
 
-from airflow_provider_oms.client import Credentials, OMSRequestBuilder, PreparedCall, parse_response
-from airflow_provider_oms.constants import ENDPOINT_TEMPLATE, KNOWN_REGIONS, TOKEN_MAX_LENGTH
+from airflow_provider_oms.client import Credentials, OMSRequestBuilder, PreparedCall, parse_response, transport_error
+from airflow_provider_oms.constants import (
+    ENDPOINT_TEMPLATE,
+    ERROR_TASK_ALREADY_STARTED,
+    ERROR_TASK_NOT_IN_PROGRESS,
+    KNOWN_REGIONS,
+    TOKEN_MAX_LENGTH,
+    TaskStatus,
+    status_name,
+)
 from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
+from airflow_provider_oms.retries import RetryPolicy
 from airflow_provider_oms.validation import check_credential, check_path_value, check_start_task_body, coerce_bool
 
 if TYPE_CHECKING:
@@ -27,6 +37,18 @@ DEFAULT_TIMEOUT = 60.0
 #: AK and SK: 1..100 characters (the seed API's limit for every AK/SK field).
 CREDENTIAL_MAX_LENGTH = 100
 _LOOPBACK_NAMES = {"localhost"}
+
+
+#: After a start whose answer was lost, a task in these statuses was started by it.
+STARTED_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRYING})
+#: After a stop whose answer was lost, a task in these statuses was stopped by it.
+STOPPED_STATUSES = frozenset({TaskStatus.PAUSING, TaskStatus.PAUSED})
+
+
+def _refused(error: requests.ConnectionError) -> bool:
+    """Whether a connection error happened before the request was sent (the connect itself failed)."""
+    reason = getattr(error.args[0] if error.args else None, "reason", None)
+    return isinstance(reason, NewConnectionError)
 
 
 def _is_loopback(host: str) -> bool:
@@ -67,6 +89,9 @@ class OMSConnectionConfig:
     conn_id: str = field(default="")
     #: Template of the console address for the extra link (extra ``console_url``); ``None``: the default.
     console_url: str | None = None
+    #: How calls are retried (extras ``retry_max_attempts``, ``retry_max_seconds``, ``retry_base_wait``,
+    #: ``retry_max_wait``).
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 def credentials_from_connection(conn: Connection, *, role: str) -> tuple[Credentials, dict[str, Any]]:
@@ -93,6 +118,30 @@ def credentials_from_connection(conn: Connection, *, role: str) -> tuple[Credent
     if token is not None:
         check_credential(f"security_token (extra of {where})", token, TOKEN_MAX_LENGTH)
     return Credentials(access_key=access_key, secret_key=secret_key, security_token=token), extra
+
+
+def _number(extra: Mapping[str, Any], key: str, default: float, minimum: float, where: str) -> float:
+    value = extra.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise OMSValidationError(f"extra {key!r} of {where} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not number >= minimum:
+        raise OMSValidationError(f"extra {key!r} of {where} must be a number of at least {minimum}, got {value!r}")
+    return number
+
+
+def _retry_policy(extra: Mapping[str, Any], where: str) -> RetryPolicy:
+    defaults = RetryPolicy()
+    attempts = _number(extra, "retry_max_attempts", defaults.max_attempts, 1, where)
+    if attempts != int(attempts):
+        raise OMSValidationError(f"extra 'retry_max_attempts' of {where} must be a whole number, got {attempts}")
+    return RetryPolicy(
+        max_attempts=int(attempts),
+        max_seconds=_number(extra, "retry_max_seconds", defaults.max_seconds, 0, where),
+        base_wait=_number(extra, "retry_base_wait", defaults.base_wait, 0, where),
+        max_wait=_number(extra, "retry_max_wait", defaults.max_wait, 0, where),
+    )
 
 
 def config_from_connection(conn: Connection) -> OMSConnectionConfig:
@@ -150,6 +199,7 @@ def config_from_connection(conn: Connection) -> OMSConnectionConfig:
     if not timeout > 0:
         raise OMSValidationError(f"extra 'timeout' of {where} must be more than 0 seconds, got {timeout}")
     return OMSConnectionConfig(
+        retry_policy=_retry_policy(extra, where),
         credentials=credentials,
         project_id=project_id,
         endpoint=endpoint,
@@ -233,12 +283,15 @@ class OMSHook(BaseHook):
                 verify=config.verify,
                 allow_redirects=False,
             )
-        except (requests.ConnectionError, requests.Timeout) as err:
-            # These messages name the host and path only.
-            raise OMSApiError(
-                f"OMS {call.operation} failed: could not get an answer from {self.request_builder.base_url} "
-                f"({type(err).__name__}: {err})"
+        except (requests.ConnectTimeout, requests.ConnectionError) as err:
+            # A refused or timed-out connect never sent the request; a reset or a closed connection may have
+            # come after the service took it. These messages name the host and path only.
+            sent = not isinstance(err, requests.ConnectTimeout) and not _refused(err)
+            raise transport_error(
+                call, self.request_builder.base_url, type(err).__name__, sent=sent, detail=str(err)
             ) from err
+        except requests.Timeout as err:  # the read timed out: the request was sent
+            raise transport_error(call, self.request_builder.base_url, type(err).__name__, sent=True) from None
         except (requests.RequestException, OSError, ValueError) as err:
             # Others (a header requests refuses, a CA bundle it cannot read) may quote a header value: name the
             # error type only, and drop the cause.
@@ -256,13 +309,59 @@ class OMSHook(BaseHook):
         *,
         query: Mapping[str, Any] | None = None,
         json_body: Any = None,
+        repeat_is_safe: bool = True,
         **path_params: str,
     ) -> Any:
+        """Send one OMS call, signed afresh for each attempt, retrying transient failures per the policy."""
         builder = self.request_builder
-        call = builder.build(
-            method, builder.path(template, **path_params), query=query, json_body=json_body, operation=operation
+        path = builder.path(template, **path_params)
+        return self.config.retry_policy.call(
+            lambda: self._send(builder.build(method, path, query=query, json_body=json_body, operation=operation)),
+            operation=operation,
+            repeat_is_safe=repeat_is_safe,
+            log=self.log,
         )
-        return self._send(call)
+
+    def _change_state(
+        self,
+        task_id: str,
+        action: str,
+        *,
+        done_statuses: frozenset[int],
+        wrong_state_codes: frozenset[str],
+        json_body: Any = None,
+    ) -> None:
+        """
+        Start or stop a task, safe against lost answers.
+
+        An attempt whose answer was lost may have taken effect; the next one is then refused as being in the
+        wrong state. In that case the task is read back: if it is where the call would have put it, the call
+        counts as done. A start is thus never sent again once one is known to have worked.
+        """
+        maybe_applied = False
+        operation = f"{action} task {task_id}"
+        builder = self.request_builder
+        path = builder.path(f"/tasks/{{task_id}}/{action}", task_id=task_id)
+
+        def attempt() -> None:
+            nonlocal maybe_applied
+            try:
+                self._send(builder.build("POST", path, json_body=json_body, operation=operation))
+            except OMSApiError as err:
+                if err.may_have_applied:
+                    maybe_applied = True
+                elif maybe_applied and err.error_code in wrong_state_codes:
+                    status = self.get_task(task_id).get("status")
+                    if status in done_statuses:
+                        self.log.info(
+                            "OMS %s: an earlier attempt's answer was lost, and the task is now %s: counted as done",
+                            operation,
+                            status_name(status),
+                        )
+                        return
+                raise
+
+        self.config.retry_policy.call(attempt, operation=operation, repeat_is_safe=True, log=self.log)
 
     # -- OMS operations ---------------------------------------------------------------------------
 
@@ -273,7 +372,8 @@ class OMSHook(BaseHook):
         :param body: a CreateTaskReq, see the OMS API reference.
         :return: ``{"id": <task id>, "name": <task name>}``.
         """
-        return self._call("POST", "/tasks", "create task", json_body=dict(body)) or {}
+        # Never repeated once it may have reached the service: OMS would create a second task.
+        return self._call("POST", "/tasks", "create task", json_body=dict(body), repeat_is_safe=False) or {}
 
     def get_task(self, migration_task_id: str | int) -> dict[str, Any]:
         """
@@ -326,7 +426,13 @@ class OMSHook(BaseHook):
         """
         task_id = check_path_value("migration_task_id", migration_task_id, "task_id")
         check_start_task_body(body)
-        self._call("POST", "/tasks/{task_id}/start", f"start task {task_id}", json_body=dict(body), task_id=task_id)
+        self._change_state(
+            task_id,
+            "start",
+            done_statuses=STARTED_STATUSES,
+            wrong_state_codes=frozenset({ERROR_TASK_ALREADY_STARTED}),
+            json_body=dict(body),
+        )
 
     def stop_task(self, migration_task_id: str | int) -> None:
         """
@@ -335,7 +441,12 @@ class OMSHook(BaseHook):
         :param migration_task_id: the OMS task id.
         """
         task_id = check_path_value("migration_task_id", migration_task_id, "task_id")
-        self._call("POST", "/tasks/{task_id}/stop", f"stop task {task_id}", task_id=task_id)
+        self._change_state(
+            task_id,
+            "stop",
+            done_statuses=STOPPED_STATUSES,
+            wrong_state_codes=frozenset({ERROR_TASK_NOT_IN_PROGRESS}),
+        )
 
     def delete_task(self, migration_task_id: str | int) -> None:
         """

@@ -20,7 +20,7 @@ import httpx
 from airflow.sdk import BaseHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_oms.client import OMSRequestBuilder, PreparedCall, parse_response
+from airflow_provider_oms.client import OMSRequestBuilder, PreparedCall, parse_response, transport_error
 from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus
 from airflow_provider_oms.exceptions import AirflowException, OMSApiError
 from airflow_provider_oms.hooks.oms import OMSConnectionConfig, config_from_connection
@@ -58,11 +58,11 @@ async def async_send(call: PreparedCall, config: OMSConnectionConfig) -> Any:
         response = await client.request(
             call.method, call.url, headers=call.headers, content=call.body or None, timeout=config.timeout
         )
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as err:  # nothing was sent
+        raise transport_error(call, config.endpoint, type(err).__name__, sent=False, detail=str(err)) from err
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as err:
-        # These messages name the host only.
-        raise OMSApiError(
-            f"OMS {call.operation} failed: could not get an answer from {config.endpoint} ({type(err).__name__}: {err})"
-        ) from err
+        # Sent, maybe taken; these messages name the host only.
+        raise transport_error(call, config.endpoint, type(err).__name__, sent=True, detail=str(err)) from err
     except (httpx.HTTPError, OSError, ValueError) as err:
         # Others (e.g. a header value h11 refuses) may quote a header: name the error type only, drop the cause.
         raise OMSApiError(
@@ -164,9 +164,15 @@ class MigrationTaskTrigger(BaseTrigger):
         try:
             builder, config = await self._connect()
             call_path = builder.path("/tasks/{task_id}", task_id=self.migration_task_id)
+            operation = f"show task {self.migration_task_id}"
+
+            async def show() -> Any:
+                return await async_send(builder.build("GET", call_path, operation=operation), config)
+
             while True:
-                call = builder.build("GET", call_path, operation=f"show task {self.migration_task_id}")
-                task = await async_send(call, config) or {}
+                task = (
+                    await config.retry_policy.acall(show, operation=operation, repeat_is_safe=True, log=self.log) or {}
+                )
                 self.log.info(progress_line(self.migration_task_id, task))
                 outcome = classify(task, self.target_statuses, self.failure_statuses)
                 if outcome is not Outcome.WAITING:
@@ -187,12 +193,13 @@ class MigrationTaskTrigger(BaseTrigger):
         """Pause the OMS task when a user marks the deferred task failed or success, or clears it."""
         try:
             builder, config = await self._connect()
-            call = builder.build(
-                "POST",
-                builder.path("/tasks/{task_id}/stop", task_id=self.migration_task_id),
-                operation=f"stop task {self.migration_task_id}",
-            )
-            await async_send(call, config)
+            path = builder.path("/tasks/{task_id}/stop", task_id=self.migration_task_id)
+            operation = f"stop task {self.migration_task_id}"
+
+            async def stop() -> Any:
+                return await async_send(builder.build("POST", path, operation=operation), config)
+
+            await config.retry_policy.acall(stop, operation=operation, repeat_is_safe=True, log=self.log)
             self.log.info("Paused OMS migration task %s because the Airflow task was killed", self.migration_task_id)
         except OMSApiError as err:
             if err.error_code == ERROR_TASK_NOT_IN_PROGRESS:

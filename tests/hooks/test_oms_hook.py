@@ -326,10 +326,39 @@ def test_security_token_is_sent_signed(oms_emulator, set_connection):
     assert hook.list_tasks()["count"] == 0
 
 
-def test_unreachable_endpoint_is_a_clear_error(set_connection):
-    set_connection("oms", login=AK, password=SK, extra=oms_extra(endpoint="http://127.0.0.1:9", timeout=2))
-    with pytest.raises(OMSApiError, match=r"OMS list tasks failed: could not get an answer from http://127.0.0.1:9"):
-        OMSHook("oms").list_tasks()
+def test_unreachable_endpoint_is_retried_then_a_clear_error(set_connection):
+    extra = oms_extra(endpoint="http://127.0.0.1:9", timeout=2, retry_max_attempts=3, retry_base_wait=0.01)
+    set_connection("oms", login=AK, password=SK, extra=extra)
+    hook = OMSHook("oms")
+    with pytest.raises(
+        OMSApiError, match=r"OMS list tasks failed: no answer from http://127.0.0.1:9 \(ConnectionError"
+    ) as err:
+        hook.list_tasks()
+    assert err.value.transient is True
+    assert err.value.may_have_applied is False  # the connect was refused: nothing was sent
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"retry_max_attempts": 0}, "extra 'retry_max_attempts' of connection 'oms' must be a number of at least 1"),
+        ({"retry_max_attempts": 2.5}, "must be a whole number"),
+        ({"retry_max_seconds": "soon"}, "extra 'retry_max_seconds' of connection 'oms' must be a number"),
+        ({"retry_base_wait": -1}, "extra 'retry_base_wait' of connection 'oms' must be a number of at least 0"),
+    ],
+)
+def test_bad_retry_settings_are_refused(set_connection, extra, message):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra(**extra))
+    with pytest.raises(OMSValidationError) as err:
+        _ = OMSHook("oms").config
+    assert message in str(err.value)
+
+
+def test_retry_settings_come_from_the_connection(set_connection):
+    extra = oms_extra(retry_max_attempts="7", retry_max_seconds=30, retry_base_wait="0.5", retry_max_wait=4)
+    set_connection("oms", login=AK, password=SK, extra=extra)
+    policy = OMSHook("oms").config.retry_policy
+    assert (policy.max_attempts, policy.max_seconds, policy.base_wait, policy.max_wait) == (7, 30.0, 0.5, 4.0)
 
 
 def test_one_session_serves_every_call(oms_emulator, oms_conn):
