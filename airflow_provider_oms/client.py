@@ -28,6 +28,8 @@ CONTENT_TYPE_NO_BODY = "application/json"
 REQUEST_ID_HEADER = "X-Request-Id"
 #: How much of a non-JSON error body is quoted in an error message.
 _BODY_EXCERPT = 200
+#: The largest answer read: a list of 100 tasks is a few hundred KiB; anything far larger is not OMS.
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 _HINTS = {
     ERROR_AUTH: "check the connection's AK/SK (login/password), its security token, and this machine's clock",
@@ -263,6 +265,15 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def body_too_large(call: PreparedCall, status: int) -> OMSApiError:
+    """Build the error for an answer larger than :data:`MAX_RESPONSE_BYTES` (which is not read further)."""
+    return OMSApiError(
+        f"OMS {call.operation} failed: the answer (HTTP {status}) is larger than {MAX_RESPONSE_BYTES // 1024 // 1024} "
+        "MiB, which no OMS answer is; check the connection's endpoint",
+        http_status=status,
+    )
 
 
 def transport_error(call: PreparedCall, endpoint: str, error_name: str, *, sent: bool, detail: str = "") -> OMSApiError:

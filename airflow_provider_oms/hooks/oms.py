@@ -16,7 +16,15 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 from urllib3.exceptions import NewConnectionError
 
-from airflow_provider_oms.client import Credentials, OMSRequestBuilder, PreparedCall, parse_response, transport_error
+from airflow_provider_oms.client import (
+    MAX_RESPONSE_BYTES,
+    Credentials,
+    OMSRequestBuilder,
+    PreparedCall,
+    body_too_large,
+    parse_response,
+    transport_error,
+)
 from airflow_provider_oms.constants import (
     ENDPOINT_TEMPLATE,
     ERROR_TASK_ALREADY_STARTED,
@@ -49,6 +57,18 @@ def _refused(error: requests.ConnectionError) -> bool:
     """Whether a connection error happened before the request was sent (the connect itself failed)."""
     reason = getattr(error.args[0] if error.args else None, "reason", None)
     return isinstance(reason, NewConnectionError)
+
+
+def _read_capped(response: requests.Response, call: PreparedCall) -> bytes:
+    """Read an answer's body, refusing to read past :data:`MAX_RESPONSE_BYTES`."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise body_too_large(call, response.status_code)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _is_loopback(host: str) -> bool:
@@ -282,7 +302,10 @@ class OMSHook(BaseHook):
                 timeout=config.timeout,
                 verify=config.verify,
                 allow_redirects=False,
+                stream=True,
             )
+            with response:
+                content = _read_capped(response, call)
         except (requests.ConnectTimeout, requests.ConnectionError) as err:
             # A refused or timed-out connect never sent the request; a reset or a closed connection may have
             # come after the service took it. These messages name the host and path only.
@@ -299,7 +322,7 @@ class OMSHook(BaseHook):
                 f"OMS {call.operation} failed before an answer from {self.request_builder.base_url} "
                 f"({type(err).__name__}); check the connection's endpoint and verify settings"
             ) from None
-        return parse_response(call, response.status_code, response.headers, response.content)
+        return parse_response(call, response.status_code, response.headers, content)
 
     def _call(
         self,

@@ -20,7 +20,14 @@ import httpx
 from airflow.sdk import BaseHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_oms.client import OMSRequestBuilder, PreparedCall, parse_response, transport_error
+from airflow_provider_oms.client import (
+    MAX_RESPONSE_BYTES,
+    OMSRequestBuilder,
+    PreparedCall,
+    body_too_large,
+    parse_response,
+    transport_error,
+)
 from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus
 from airflow_provider_oms.exceptions import AirflowException, OMSApiError
 from airflow_provider_oms.hooks.oms import OMSConnectionConfig, config_from_connection
@@ -55,9 +62,20 @@ async def async_send(call: PreparedCall, config: OMSConnectionConfig) -> Any:
     """Send a prepared call with the loop's shared client and parse the answer like the sync hook does."""
     client = shared_async_client(config.verify)
     try:
-        response = await client.request(
+        request = client.build_request(
             call.method, call.url, headers=call.headers, content=call.body or None, timeout=config.timeout
         )
+        response = await client.send(request, stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():  # decoded, as requests does
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise body_too_large(call, response.status_code)
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as err:  # nothing was sent
         raise transport_error(call, config.endpoint, type(err).__name__, sent=False, detail=str(err)) from err
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as err:
@@ -69,7 +87,7 @@ async def async_send(call: PreparedCall, config: OMSConnectionConfig) -> Any:
             f"OMS {call.operation} failed before an answer from {config.endpoint} ({type(err).__name__}); check "
             "the connection's endpoint and verify settings"
         ) from None
-    return parse_response(call, response.status_code, response.headers, response.content)
+    return parse_response(call, response.status_code, response.headers, b"".join(chunks))
 
 
 async def _get_connection(conn_id: str) -> Any:
