@@ -477,7 +477,8 @@ class TaskStore:
         self._last_id = 0
         self._rules: list[_FailRule] = []
         self._workers: set[threading.Thread] = set()
-        self._closed = False
+        #: Set by close(): cuts short the pausing hold of every run.
+        self._closing = threading.Event()
 
     def bucket_path(self, bucket: str) -> Path:
         """Return the folder of ``bucket`` (not created); raises ``ValueError`` for an invalid bucket name."""
@@ -604,7 +605,7 @@ class TaskStore:
     def close(self) -> None:
         """Stop every worker thread and wait for them; the tasks stay readable."""
         with self._lock:
-            self._closed = True
+            self._closing.set()
             runs = [task.run for task in self._tasks.values() if task.run is not None]
             workers = list(self._workers)
         for run in runs:
@@ -627,6 +628,7 @@ class TaskStore:
         if not failed_only:
             # This run decides what is left to retry: an older failed-object list no longer applies.
             task.failed_keys = None
+            task.failed_object_record = None
         worker = threading.Thread(
             target=self._work, args=(task, run), name=f"oms-emulator-task-{task.id}-run-{run.number}", daemon=True
         )
@@ -772,9 +774,9 @@ class TaskStore:
             yet. A paused failed-only run leaves them to the next failed-only start.
         :param error_reason: why the run failed as a whole (no objects were listed).
         """
-        if run.stop.is_set() and not self._closed:
+        if run.stop.is_set():
             # Pausing takes a while on the real service; holding status 7 lets callers (and tests) see it.
-            time.sleep(self._pausing_delay)
+            self._closing.wait(self._pausing_delay)
         record = None
         if failed and not run.stop.is_set():
             # Like the real service: the failed-object list goes into the destination bucket.

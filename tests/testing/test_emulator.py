@@ -95,6 +95,17 @@ def test_stop_ends_running_tasks(tmp_path: Path) -> None:
     assert emulator.get_task(task_id)["successful_num"] < 20
 
 
+def test_stop_cuts_a_long_pausing_short(tmp_path: Path) -> None:
+    with OMSEmulator(tmp_path, object_delay=0.5, pausing_delay=60) as emulator:
+        write_objects(emulator.bucket_path("src-bucket"), {f"{index}.txt": "x" for index in range(20)})
+        task_id = OMSCaller(emulator.url).create(task_body())
+        emulator.wait_for_status(task_id, {TaskStatus.RUNNING})
+        emulator.pause_task(task_id)
+        assert emulator.get_task(task_id)["status"] == TaskStatus.PAUSING
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith(f"oms-emulator-task-{task_id}")]
+    assert emulator.get_task(task_id)["status"] == TaskStatus.PAUSED
+
+
 def test_concurrent_clients(oms_emulator: OMSEmulator) -> None:
     write_objects(oms_emulator.bucket_path("src-bucket"), {"a.txt": "a", "b.txt": "b"})
     threads, per_thread = 8, 6

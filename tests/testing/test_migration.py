@@ -268,6 +268,8 @@ def test_migrate_failed_object_after_pausing_a_whole_run_runs_the_whole_task(tmp
                 (destination / key).unlink()  # lost since: only a run of the whole task brings them back
 
             assert oms.start(task_id, migrate_failed_object=False).status_code == 200
+            # Running first: until then the counters are still those of the failed run.
+            emulator.wait_for_status(task_id, {TaskStatus.RUNNING})
             wait_until(lambda: emulator.get_task(task_id)["successful_num"] >= 2)
             emulator.pause_task(task_id)
             paused = emulator.wait_for_status(task_id, {TaskStatus.PAUSED})
@@ -306,6 +308,7 @@ def test_migrate_failed_object_after_pausing_a_retry_resumes_the_retry(tmp_path:
             assert (first["total_num"], first["successful_num"], first["failed_num"]) == (11, 2, 9)
 
             assert oms.start(task_id, migrate_failed_object=True).status_code == 200
+            emulator.wait_for_status(task_id, {TaskStatus.RETRYING})
             wait_until(lambda: emulator.get_task(task_id)["successful_num"] >= 4)
             emulator.pause_task(task_id)
             paused = emulator.wait_for_status(task_id, {TaskStatus.PAUSED})
