@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
 
-from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus, status_name
+from airflow_provider_oms.constants import (
+    ERROR_TASK_ALREADY_STARTED,
+    ERROR_TASK_NOT_IN_PROGRESS,
+    TaskStatus,
+    status_name,
+)
 from airflow_provider_oms.exceptions import OMSApiError, OMSError, OMSMigrationError, OMSValidationError
 from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.links.oms import OMSConsoleLink, console_url
@@ -152,7 +157,19 @@ class StartMigrationTaskOperator(BaseOperator):
                 config.console_url, region=config.region, project_id=config.project_id, migration_task_id=task_id
             ),
         )
-        self._start(task_id, failed_only=failed_only)
+        try:
+            self._start(task_id, failed_only=failed_only)
+        except OMSApiError as err:
+            # An earlier try of this Airflow task may have started the OMS task and then died (a lost worker):
+            # on a retry, a task that is already running is that start's work, so wait for it.
+            try_number = getattr(context.get("ti"), "try_number", 1)
+            if err.error_code != ERROR_TASK_ALREADY_STARTED or not isinstance(try_number, int) or try_number <= 1:
+                raise
+            self.log.warning(
+                "OMS migration task %s is already running (started by an earlier try, %d); waiting for it",
+                task_id,
+                try_number - 1,
+            )
         started_at = time.time()
         if not self.wait_for_completion:
             task = self.hook.get_task(task_id)

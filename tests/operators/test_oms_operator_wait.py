@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 
 from airflow_provider_oms.constants import TaskStatus
-from airflow_provider_oms.exceptions import OMSMigrationError, OMSValidationError
+from airflow_provider_oms.exceptions import OMSApiError, OMSMigrationError, OMSValidationError
 from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.links.oms import DEFAULT_CONSOLE_URL, OMSConsoleLink, console_url
 from airflow_provider_oms.operators.oms import StartMigrationTaskOperator
@@ -200,3 +200,28 @@ def test_console_url_defaults_to_the_region_console():
     )
     assert console_url(None, region=None, project_id="p", migration_task_id="1") is None
     assert console_url("https://x/{nope}", region="r", project_id="p", migration_task_id="1") is None
+
+
+def test_a_retry_waits_for_a_task_an_earlier_try_started(emulator_factory):
+    emulator = emulator_factory(task_start_delay=0.5, object_delay=0.2)
+    task_id = paused(emulator, files=5)
+    OMSHook().start_task(task_id, OMSHook().build_start_task_body())  # the earlier try's start; then it died
+    context = task_context()
+    context["ti"].try_number = 2
+
+    result = operator(task_id).execute(context=context)
+
+    assert result["status"] == TaskStatus.SUCCEEDED
+    assert result["successful_num"] == 5
+
+
+def test_a_first_try_does_not_take_over_a_running_task(emulator_factory):
+    emulator = emulator_factory(task_start_delay=5)
+    task_id = paused(emulator)
+    OMSHook().start_task(task_id, OMSHook().build_start_task_body())
+    context = task_context()
+    context["ti"].try_number = 1
+
+    with pytest.raises(OMSApiError) as err:
+        operator(task_id).execute(context=context)
+    assert err.value.error_code == "OMS.0065"
