@@ -101,19 +101,19 @@ CASES = {
         operator={"source_conn_id": "src"},
     ),
     "source half pair": Case(
-        "source connection 'src' has only its login",
+        "source connection 'src' has only its AK (login of source connection 'src')",
         connections={"src": {"login": "SRC-AK-0001"}},
         operator={"source_conn_id": "src"},
     ),
     "source token too long": Case(
-        "security_token (extra of source connection 'src') must be 1 to 16384",
+        "security_token (extra 'security_token' of source connection 'src') must be 1 to 16384",
         connections={
             "src": {"login": "SRC-AK-0001", "password": "SRC-SK-0001", "extra": {"security_token": "T" * 16385}}
         },
         operator={"source_conn_id": "src"},
     ),
     "source CR/LF in token": Case(
-        "security_token (extra of source connection 'src') must be printable ASCII",
+        "security_token (extra 'security_token' of source connection 'src') must be printable ASCII",
         connections={
             "src": {"login": "SRC-AK-0001", "password": "SRC-SK-0001", "extra": {"security_token": "T" + CRLF}}
         },
@@ -125,12 +125,12 @@ CASES = {
         operator={"source_conn_id": "gcs"},
     ),
     "GCS auth file too long": Case(
-        "json_auth_file (extra 'json_auth_file' of connection 'gcs') must be 0 to 65535",
+        "json_auth_file (extra 'json_auth_file' of source connection 'gcs') must be 0 to 65535",
         connections={"gcs": {"extra": {"json_auth_file": {"private_key": "k" * 65535}}}},
         operator={"source_conn_id": "gcs"},
     ),
     "CDN key too long": Case(
-        "source_cdn_authentication_key (extra 'cdn_authentication_key' of connection 'src') must be 0 to 255",
+        "source_cdn_authentication_key (extra 'cdn_authentication_key' of source connection 'src') must be 0 to 255",
         connections={
             "src": {"login": "SRC-AK-0001", "password": "SRC-SK-0001", "extra": {"cdn_authentication_key": "K" * 256}}
         },

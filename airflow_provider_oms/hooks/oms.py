@@ -30,6 +30,7 @@ from airflow_provider_oms.constants import (
     ERROR_TASK_ALREADY_STARTED,
     ERROR_TASK_NOT_IN_PROGRESS,
     KNOWN_REGIONS,
+    START_TASK_BODY_LIMITS,
     TOKEN_MAX_LENGTH,
     TaskStatus,
     status_name,
@@ -80,11 +81,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _json_auth_file(value: object, conn_id: str) -> str:
+def _json_auth_file(value: object, conn_id: str, key: str = "json_auth_file") -> str:
     """Return a Google Cloud service-account key as a JSON string; the extra may hold it as text or object."""
     if isinstance(value, dict):
         return json.dumps(value)
-    where = f"extra 'json_auth_file' of connection {conn_id!r}"
+    where = f"extra {key!r} of connection {conn_id!r}"
     if not isinstance(value, str):
         raise OMSValidationError(f"{where} must be the service-account key JSON, got {type(value).__name__}")
     try:
@@ -229,6 +230,129 @@ def config_from_connection(conn: Connection) -> OMSConnectionConfig:
         conn_id=conn_id,
         console_url=str(extra["console_url"]) if extra.get("console_url") else None,
     )
+
+
+#: Extras of source connections that hold secrets (of any supported connection type).
+_SOURCE_SECRET_EXTRAS = (
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "security_token",
+    "keyfile_dict",
+    "json_auth_file",
+    "connection_string",
+    "cdn_authentication_key",
+)
+
+
+def _extra_value(extra: Mapping[str, Any], key: str, conn_type: str) -> Any:
+    """Return an extra by its name, or by the ``extra__<conn_type>__<name>`` form older connection forms saved."""
+    value = extra.get(key)
+    return value if value not in (None, "") else extra.get(f"extra__{conn_type}__{key}") or None
+
+
+def _extra_or(
+    extra: Mapping[str, Any], key: str, conn_type: str, fallback: Any, fallback_from: str, of: str
+) -> tuple[Any, str]:
+    value = _extra_value(extra, key, conn_type)
+    return (value, f"extra {key!r} {of}") if value else (fallback, fallback_from)
+
+
+def _secret(value: Any, field: str, maximum: int) -> str:
+    return check_credential(field, value, maximum)
+
+
+def source_fields(conn: Connection) -> tuple[dict[str, Any], dict[str, str]]:
+    """
+    Return the start body's source fields from a connection users already keep, and where each came from.
+
+    By connection type:
+
+    * ``aws``: login/password, or extras ``aws_access_key_id``/``aws_secret_access_key`` -> ``src_ak``/``src_sk``;
+      extra ``aws_session_token`` -> ``src_security_token``.
+    * ``google_cloud_platform``: extra ``keyfile_dict`` (the key JSON), or ``key_path`` (a file holding it)
+      -> ``json_auth_file``.
+    * ``wasb`` (Azure Blob Storage): extra ``connection_string`` -> ``connection_string``.
+    * any other (``huaweicloud_oms``, ``generic``...): login/password -> ``src_ak``/``src_sk``; extras
+      ``security_token`` -> ``src_security_token`` and ``json_auth_file`` -> ``json_auth_file``.
+
+    Every type may add extra ``cdn_authentication_key`` -> ``source_cdn_authentication_key``. Every value read
+    is registered with the secret masker and checked before anything is sent.
+    """
+    conn_id, conn_type = conn.conn_id, conn.conn_type or "generic"
+    extra = dict(conn.extra_dejson or {})
+    of = f"of source connection {conn_id!r}"
+    for value in (conn.login, conn.password, *(_extra_value(extra, key, conn_type) for key in _SOURCE_SECRET_EXTRAS)):
+        if value:
+            mask_secret(value)  # as read, before any check can refuse it
+    fields: dict[str, Any] = {}
+    where: dict[str, str] = {}
+
+    def put(field: str, value: Any, source: str) -> None:
+        fields[field], where[field] = value, source
+
+    access_key: Any = None
+    secret_key: Any = None
+    ak_from = sk_from = token_name = ""
+    if conn_type == "aws":
+        access_key, ak_from = _extra_or(extra, "aws_access_key_id", conn_type, conn.login, f"login {of}", of)
+        secret_key, sk_from = _extra_or(extra, "aws_secret_access_key", conn_type, conn.password, f"password {of}", of)
+        token_name = "aws_session_token"  # noqa: S105 - an extra's name
+    elif conn_type not in ("google_cloud_platform", "wasb"):
+        access_key, ak_from = conn.login, f"login {of}"
+        secret_key, sk_from = conn.password, f"password {of}"
+        token_name = "security_token"  # noqa: S105 - an extra's name
+    if bool(access_key) != bool(secret_key):
+        present = f"AK ({ak_from})" if access_key else f"SK ({sk_from})"
+        raise OMSValidationError(
+            f"source connection {conn_id!r} has only its {present}: set both, or neither for a task that needs no "
+            "source keys"
+        )
+    if access_key:
+        put("src_ak", _secret(access_key, f"AK ({ak_from})", CREDENTIAL_MAX_LENGTH), ak_from)
+        put("src_sk", _secret(secret_key, f"SK ({sk_from})", CREDENTIAL_MAX_LENGTH), sk_from)
+    token = _extra_value(extra, token_name, conn_type) if token_name else None
+    if token:
+        source = f"extra {token_name!r} {of}"
+        put("src_security_token", _secret(token, f"security_token ({source})", TOKEN_MAX_LENGTH), source)
+
+    if conn_type == "google_cloud_platform":
+        keyfile = _extra_value(extra, "keyfile_dict", conn_type)
+        key_path = _extra_value(extra, "key_path", conn_type)
+        if keyfile:
+            put("json_auth_file", _json_auth_file(keyfile, conn_id, "keyfile_dict"), f"extra 'keyfile_dict' {of}")
+        elif key_path:
+            put(
+                "json_auth_file",
+                _json_auth_file(_read_key_file(key_path, conn_id), conn_id, "key_path"),
+                f"the file in extra 'key_path' {of}",
+            )
+        else:
+            raise OMSValidationError(f"Google Cloud connection {conn_id!r} needs extra 'keyfile_dict' or 'key_path'")
+    elif conn_type == "wasb":
+        connection_string = _extra_value(extra, "connection_string", conn_type)
+        if not isinstance(connection_string, str) or not connection_string:
+            raise OMSValidationError(f"Azure Blob Storage connection {conn_id!r} needs extra 'connection_string'")
+        put("connection_string", connection_string, f"extra 'connection_string' {of}")
+    else:
+        keyfile = _extra_value(extra, "json_auth_file", conn_type)
+        if keyfile:
+            put("json_auth_file", _json_auth_file(keyfile, conn_id, "json_auth_file"), f"extra 'json_auth_file' {of}")
+    cdn_key = _extra_value(extra, "cdn_authentication_key", conn_type)
+    if cdn_key:
+        put("source_cdn_authentication_key", cdn_key, f"extra 'cdn_authentication_key' {of}")
+    for value in fields.values():  # as sent: a key file read from disk or an object turned into JSON text
+        mask_secret(value)
+    return fields, where
+
+
+def _read_key_file(path: Any, conn_id: str) -> str:
+    where = f"extra 'key_path' of source connection {conn_id!r}"
+    if not isinstance(path, str) or not os.path.isfile(path):
+        raise OMSValidationError(f"{where} must be the path of a service-account key file; {path!r} is not a file")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read(START_TASK_BODY_LIMITS["json_auth_file"][1] + 1)
+    return text
 
 
 class OMSHook(BaseHook):
@@ -493,9 +617,8 @@ class OMSHook(BaseHook):
         Build and check the StartTaskReq body from Airflow connections; the credentials never pass through args.
 
         Destination: ``destination_conn_id``'s login/password (default: this hook's OMS connection) and its
-        ``security_token`` extra. Source: ``source_conn_id``'s login/password and its extras
-        ``security_token``, ``json_auth_file`` (Google Cloud Storage) and ``cdn_authentication_key``. Without
-        a source connection no ``src_*`` field is sent (a URL-list task).
+        ``security_token`` extra. Source: see :func:`source_fields` (AWS, Google Cloud, Azure Blob and
+        AK/SK connections). Without a source connection no ``src_*`` field is sent (a URL-list task).
 
         :param migrate_failed_object: restart only the objects that failed.
         :param source_conn_id: connection holding the source cloud's credentials.
@@ -511,32 +634,9 @@ class OMSHook(BaseHook):
             body["dst_security_token"] = dst.security_token
             sources["dst_security_token"] = f"extra 'security_token' of connection {dst_conn_id!r}"
         if source_conn_id:
-            src, extra = self._read_credentials(source_conn_id, role="source")
-            if bool(src.access_key) != bool(src.secret_key):
-                raise OMSValidationError(
-                    f"source connection {source_conn_id!r} has only its "
-                    f"{'login (AK)' if src.access_key else 'password (SK)'}: set both, or neither for a task that "
-                    "needs no source keys"
-                )
-            if src.access_key:
-                body["src_ak"], sources["src_ak"] = src.access_key, f"login of connection {source_conn_id!r}"
-            if src.secret_key:
-                body["src_sk"], sources["src_sk"] = src.secret_key, f"password of connection {source_conn_id!r}"
-            if src.security_token:
-                body["src_security_token"] = src.security_token
-                sources["src_security_token"] = f"extra 'security_token' of connection {source_conn_id!r}"
-            for extra_key, field_name in (
-                ("json_auth_file", "json_auth_file"),
-                ("cdn_authentication_key", "source_cdn_authentication_key"),
-            ):
-                value = extra.get(extra_key)
-                if not value:
-                    continue
-                if extra_key == "json_auth_file":
-                    value = _json_auth_file(value, source_conn_id)
-                mask_secret(value)
-                body[field_name] = value
-                sources[field_name] = f"extra {extra_key!r} of connection {source_conn_id!r}"
+            fields, where = source_fields(self.get_connection(source_conn_id))
+            body.update(fields)
+            sources.update(where)
         body["migrate_failed_object"] = migrate_failed_object
         check_start_task_body(body, sources)
         return body
@@ -544,10 +644,36 @@ class OMSHook(BaseHook):
     # -- UI ---------------------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Make one cheap signed read (list one task) and say whether the connection works."""
+        """
+        Make one cheap signed read (list one task) and say whether the connection works, or what to fix.
+
+        Used by the Test button of the connection form. It makes a single attempt: the form should answer fast.
+        """
         try:
-            self.list_tasks(limit=1)
-        except (OMSApiError, OMSValidationError) as err:
-            return False, str(err)
-        config = self.config
-        return True, f"Connected to OMS at {config.endpoint} for project {config.project_id}"
+            config = self.config
+            builder = self.request_builder
+            call = builder.build("GET", builder.path("/tasks"), query={"limit": 1, "offset": 0}, operation="list tasks")
+            self._send(call)
+        except OMSValidationError as err:
+            return False, f"The connection is not usable: {err}"
+        except OMSApiError as err:
+            return False, _test_failure_reason(err, self.oms_conn_id)
+        where = f"region {config.region}" if config.region else f"endpoint {config.endpoint}"
+        return True, f"Connected to Huawei Cloud OMS ({where}) for project {config.project_id}"
+
+
+def _test_failure_reason(err: OMSApiError, conn_id: str) -> str:
+    """Say what a failed connection test means and what to check."""
+    if err.http_status is None:
+        return f"Could not reach OMS: {err}. Check the connection's region or endpoint, and the network or proxy."
+    if "clock is" in str(err):
+        return f"OMS refused the request's date: {err}"
+    if err.http_status in (401, 403):
+        return (
+            f"OMS refused the credentials of connection {conn_id!r} ({err.error_code or err.http_status}): check the "
+            "AK (login) and SK (password), the security token of temporary credentials, and that project_id is the "
+            f"project of this region for that account. {err}"
+        )
+    if err.http_status == 404:
+        return f"OMS did not find the project or the API: check project_id and the region or endpoint. {err}"
+    return str(err)

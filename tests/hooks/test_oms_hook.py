@@ -92,7 +92,7 @@ def test_credentials_with_spaces_line_breaks_or_non_ascii_are_refused_unquoted(
 def test_half_a_source_key_pair_is_refused(set_connection):
     set_connection("oms", login=AK, password=SK, extra=oms_extra())
     set_connection("src", login="SOURCE-AK-0001")
-    with pytest.raises(OMSValidationError, match="source connection 'src' has only its login"):
+    with pytest.raises(OMSValidationError, match=r"source connection 'src' has only its AK \(login of source"):
         OMSHook("oms").build_start_task_body(source_conn_id="src")
 
 
@@ -161,7 +161,7 @@ def test_every_credential_read_is_masked(set_connection, mocker):
         },
     )
     body = OMSHook("oms").build_start_task_body(source_conn_id="src")
-    seen = {call.args[0] for call in masked.call_args_list}
+    seen = [call.args[0] for call in masked.call_args_list]
     for secret in (AK, SK, "OMS-TOKEN-0001", "SOURCE-AK-0001", "SOURCE-SK-0001", "SOURCE-TOKEN-0001", "CDN-KEY-0001"):
         assert secret in seen
     assert body["json_auth_file"] in seen
@@ -369,3 +369,156 @@ def test_one_session_serves_every_call(oms_emulator, oms_conn):
     assert hook.session is session
     hook.close()
     assert "session" not in hook.__dict__
+
+
+# -- source credentials from the connections users already have --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("conn", "expected"),
+    [
+        (
+            {"conn_type": "aws", "login": "AWS-AK-000000001", "password": "AWS-SK-000000001"},
+            {"src_ak": "AWS-AK-000000001", "src_sk": "AWS-SK-000000001"},
+        ),
+        (
+            {
+                "conn_type": "aws",
+                "extra": {
+                    "aws_access_key_id": "AWS-AK-FROM-EXTRA",
+                    "aws_secret_access_key": "AWS-SK-FROM-EXTRA",
+                    "aws_session_token": "AWS-SESSION-TOKEN-1",
+                },
+            },
+            {"src_ak": "AWS-AK-FROM-EXTRA", "src_sk": "AWS-SK-FROM-EXTRA", "src_security_token": "AWS-SESSION-TOKEN-1"},
+        ),
+        (
+            {
+                "conn_type": "wasb",
+                "extra": {"connection_string": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=K"},
+            },
+            {"connection_string": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=K"},
+        ),
+        (
+            {
+                "conn_type": "generic",
+                "login": "GENERIC-AK-0001",
+                "password": "GENERIC-SK-0001",
+                "extra": {"security_token": "TOK-000001"},
+            },
+            {"src_ak": "GENERIC-AK-0001", "src_sk": "GENERIC-SK-0001", "src_security_token": "TOK-000001"},
+        ),
+        (
+            {
+                "conn_type": "huaweicloud_oms",
+                "login": "HW-AK-0000001",
+                "password": "HW-SK-0000001",
+                "extra": {"cdn_authentication_key": "CDNKEY-1"},
+            },
+            {"src_ak": "HW-AK-0000001", "src_sk": "HW-SK-0000001", "source_cdn_authentication_key": "CDNKEY-1"},
+        ),
+    ],
+    ids=["aws-login", "aws-extras", "wasb", "generic", "huaweicloud_oms"],
+)
+def test_source_credentials_by_connection_type(set_connection, conn, expected, mocker):
+    masked = mocker.patch("airflow_provider_oms.hooks.oms.mask_secret")
+    set_connection("oms", login=AK, password=SK, extra=oms_extra())
+    set_connection("src", **conn)
+    body = OMSHook("oms").build_start_task_body(source_conn_id="src")
+    source = {k: v for k, v in body.items() if k not in {"dst_ak", "dst_sk", "migrate_failed_object"}}
+    assert source == expected
+    seen = [call.args[0] for call in masked.call_args_list]
+    for value in expected.values():
+        assert value in seen
+
+
+GCS_KEY = {"type": "service_account", "project_id": "p", "private_key": "-----BEGIN PRIVATE KEY-----X"}
+
+
+@pytest.mark.parametrize("form", ["keyfile_dict-object", "keyfile_dict-text", "legacy-prefix", "key_path"])
+def test_google_cloud_connection_gives_the_json_auth_file(set_connection, tmp_path, form):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra())
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps(GCS_KEY))
+    extra = {
+        "keyfile_dict-object": {"keyfile_dict": GCS_KEY},
+        "keyfile_dict-text": {"keyfile_dict": json.dumps(GCS_KEY)},
+        "legacy-prefix": {"extra__google_cloud_platform__keyfile_dict": json.dumps(GCS_KEY)},
+        "key_path": {"key_path": str(key_file)},
+    }[form]
+    set_connection("gcp", conn_type="google_cloud_platform", extra=extra)
+    body = OMSHook("oms").build_start_task_body(source_conn_id="gcp")
+    assert json.loads(body["json_auth_file"]) == GCS_KEY
+    assert "src_ak" not in body
+
+
+@pytest.mark.parametrize(
+    ("conn", "message"),
+    [
+        (
+            {"conn_type": "google_cloud_platform"},
+            "Google Cloud connection 'src' needs extra 'keyfile_dict' or 'key_path'",
+        ),
+        ({"conn_type": "google_cloud_platform", "extra": {"key_path": "/nonexistent.json"}}, "is not a file"),
+        (
+            {"conn_type": "wasb", "login": "account"},
+            "Azure Blob Storage connection 'src' needs extra 'connection_string'",
+        ),
+        (
+            {"conn_type": "aws", "extra": {"aws_access_key_id": "AWS-AK-ONLY-0001"}},
+            "has only its AK (extra 'aws_access_key_id'",
+        ),
+    ],
+)
+def test_incomplete_source_connections_are_refused(set_connection, conn, message):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra())
+    set_connection("src", **conn)
+    with pytest.raises(OMSValidationError) as err:
+        OMSHook("oms").build_start_task_body(source_conn_id="src")
+    assert message in str(err.value)
+
+
+# -- the Test button ------------------------------------------------------------------------------------
+
+
+def test_test_connection_succeeds_with_one_read(oms_emulator, oms_conn):
+    ok, message = OMSHook(oms_conn).test_connection()
+    assert ok, message
+    assert f"for project {oms_emulator.project_id}" in message
+    assert [(r.method, r.status) for r in oms_emulator.requests] == [("GET", 200)]
+
+
+def test_test_connection_explains_bad_credentials(oms_emulator, set_connection):
+    conn = oms_emulator.airflow_connection()
+    set_connection(
+        "bad", conn_type="huaweicloud_oms", login=conn["login"], password="WRONG-SK-000000000", extra=conn["extra"]
+    )
+    ok, message = OMSHook("bad").test_connection()
+    assert not ok
+    assert "OMS refused the credentials of connection 'bad' (APIGW.0301)" in message
+    assert "WRONG-SK" not in message
+    assert len(oms_emulator.requests) == 1  # a single attempt: the form answers fast
+
+
+def test_test_connection_explains_an_unknown_project(oms_emulator, set_connection):
+    conn = oms_emulator.airflow_connection()
+    extra = {**conn["extra"], "project_id": "ffffffffffffffffffffffffffffffff"}
+    set_connection("other", conn_type="huaweicloud_oms", login=conn["login"], password=conn["password"], extra=extra)
+    ok, message = OMSHook("other").test_connection()
+    assert not ok
+    assert "project_id is the project of this region" in message or "did not find the project" in message
+
+
+def test_test_connection_explains_an_unreachable_endpoint(set_connection):
+    set_connection("oms", login=AK, password=SK, extra=oms_extra(endpoint="http://127.0.0.1:9"))
+    ok, message = OMSHook("oms").test_connection()
+    assert not ok
+    assert message.startswith("Could not reach OMS")
+    assert "Check the connection's region or endpoint" in message
+
+
+def test_test_connection_explains_a_bad_setting(set_connection):
+    set_connection("oms", login=AK, password=SK, extra={"region": "cn-north-4"})
+    ok, message = OMSHook("oms").test_connection()
+    assert not ok
+    assert "extra 'project_id' of connection 'oms' is required" in message
