@@ -37,7 +37,13 @@ from airflow_provider_oms.constants import (
 )
 from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
 from airflow_provider_oms.retries import RetryPolicy
-from airflow_provider_oms.validation import check_credential, check_path_value, check_start_task_body, coerce_bool
+from airflow_provider_oms.validation import (
+    check_bandwidth_policy,
+    check_credential,
+    check_path_value,
+    check_start_task_body,
+    coerce_bool,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -232,6 +238,17 @@ def config_from_connection(conn: Connection) -> OMSConnectionConfig:
     )
 
 
+#: Start-body source fields and where they go in a create request's ``src_node``.
+_SOURCE_NODE_KEYS = {
+    "src_ak": "ak",
+    "src_sk": "sk",
+    "src_security_token": "security_token",
+    "json_auth_file": "json_auth_file",
+    "connection_string": "connection_string",
+}
+#: Keys of src_node/dst_node that are credentials: they come from connections, never from a task definition.
+_NODE_SECRET_KEYS = frozenset({"ak", "sk", "security_token", "json_auth_file", "connection_string"})
+
 #: Extras of source connections that hold secrets (of any supported connection type).
 _SOURCE_SECRET_EXTRAS = (
     "aws_access_key_id",
@@ -343,6 +360,8 @@ def source_fields(conn: Connection) -> tuple[dict[str, Any], dict[str, str]]:
         put("source_cdn_authentication_key", cdn_key, f"extra 'cdn_authentication_key' {of}")
     for value in fields.values():  # as sent: a key file read from disk or an object turned into JSON text
         mask_secret(value)
+    if "json_auth_file" in fields:  # and its parts: the masker hides a key file's private_key on its own
+        mask_secret(json.loads(fields["json_auth_file"]))
     return fields, where
 
 
@@ -604,25 +623,108 @@ class OMSHook(BaseHook):
         task_id = check_path_value("migration_task_id", migration_task_id, "task_id")
         self._call("DELETE", "/tasks/{task_id}", f"delete task {task_id}", task_id=task_id)
 
+    def update_bandwidth_policy(self, migration_task_id: str | int, policies: list[Mapping[str, Any]]) -> None:
+        """
+        Set a task's bandwidth limits by time of day (``PUT /v2/{project_id}/tasks/{task_id}/bandwidth-policy``).
+
+        :param migration_task_id: the OMS task id.
+        :param policies: up to 5 windows ``{"start": "hh:mm", "end": "hh:mm", "max_bandwidth": bytes/s}``,
+            ``max_bandwidth`` from 1 MiB/s (1048576) to 200 MiB/s (209715200). An empty list removes the limits.
+        """
+        task_id = check_path_value("migration_task_id", migration_task_id, "task_id")
+        body = {"bandwidth_policy": check_bandwidth_policy(policies)}
+        self._call(
+            "PUT",
+            "/tasks/{task_id}/bandwidth-policy",
+            f"update bandwidth policy of task {task_id}",
+            json_body=body,
+            task_id=task_id,
+        )
+
+    # -- task groups ------------------------------------------------------------------------------
+
+    def create_task_group(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        Create a migration task group (``POST /v2/{project_id}/taskgroups``); it starts by itself.
+
+        :param body: a CreateTaskGroupReq.
+        :return: ``{"group_id": ...}``.
+        """
+        return self._call("POST", "/taskgroups", "create task group", json_body=dict(body), repeat_is_safe=False) or {}
+
+    def get_task_group(self, group_id: str) -> dict[str, Any]:
+        """Return a task group (``GET /v2/{project_id}/taskgroups/{group_id}``): status and task counts."""
+        group = check_path_value("group_id", group_id, "task_id")
+        return self._call("GET", "/taskgroups/{group_id}", f"show task group {group}", group_id=group) or {}
+
+    def list_task_groups(self, *, limit: int = 10, offset: int = 0, status: int | None = None) -> dict[str, Any]:
+        """List task groups (``GET /v2/{project_id}/taskgroups``): ``{"taskgroups": [...], "count": n}``."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise OMSValidationError(f"limit must be a whole number from 1 to 100, got {limit!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise OMSValidationError(f"offset must be a whole number of 0 or more, got {offset!r}")
+        query = {"limit": limit, "offset": offset, "status": status}
+        return self._call("GET", "/taskgroups", "list task groups", query=query) or {}
+
+    def _group_action(self, group_id: str, action: str, body: Mapping[str, Any] | None = None) -> None:
+        group = check_path_value("group_id", group_id, "task_id")
+        json_body = dict(body) if body is not None else None
+        self._call(
+            "PUT",
+            f"/taskgroups/{{group_id}}/{action}",
+            f"{action} task group {group}",
+            json_body=json_body,
+            group_id=group,
+        )
+
+    def start_task_group(self, group_id: str, body: Mapping[str, Any]) -> None:
+        """Start a paused task group (``PUT .../taskgroups/{group_id}/start``) with the credentials body."""
+        self._group_action(group_id, "start", body)
+
+    def stop_task_group(self, group_id: str) -> None:
+        """Pause a running task group (``PUT .../taskgroups/{group_id}/stop``)."""
+        self._group_action(group_id, "stop")
+
+    def retry_task_group(self, group_id: str, body: Mapping[str, Any]) -> None:
+        """Retry a failed task group (``PUT .../taskgroups/{group_id}/retry``) with the credentials body."""
+        self._group_action(group_id, "retry", body)
+
+    # -- sync tasks -------------------------------------------------------------------------------
+
+    def get_sync_task(self, sync_task_id: str) -> dict[str, Any]:
+        """Return a sync task (``GET /v2/{project_id}/sync-tasks/{sync_task_id}``); status SYNCHRONIZING/STOPPED."""
+        sync = check_path_value("sync_task_id", sync_task_id, "task_id")
+        return self._call("GET", "/sync-tasks/{sync_task_id}", f"show sync task {sync}", sync_task_id=sync) or {}
+
+    def start_sync_task(self, sync_task_id: str, body: Mapping[str, Any]) -> None:
+        """Start a sync task (``POST .../sync-tasks/{id}/start``); the body needs src and dst AK/SK."""
+        sync = check_path_value("sync_task_id", sync_task_id, "task_id")
+        self._call(
+            "POST",
+            "/sync-tasks/{sync_task_id}/start",
+            f"start sync task {sync}",
+            json_body=dict(body),
+            sync_task_id=sync,
+        )
+
+    def stop_sync_task(self, sync_task_id: str) -> None:
+        """Stop a sync task (``POST .../sync-tasks/{id}/stop``)."""
+        sync = check_path_value("sync_task_id", sync_task_id, "task_id")
+        self._call("POST", "/sync-tasks/{sync_task_id}/stop", f"stop sync task {sync}", sync_task_id=sync)
+
     # -- start body -------------------------------------------------------------------------------
 
-    def build_start_task_body(
-        self,
-        *,
-        migrate_failed_object: bool = False,
-        source_conn_id: str | None = None,
-        destination_conn_id: str | None = None,
-    ) -> dict[str, Any]:
+    def credentials_body(
+        self, *, source_conn_id: str | None = None, destination_conn_id: str | None = None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         """
-        Build and check the StartTaskReq body from Airflow connections; the credentials never pass through args.
+        Return the credential fields of a start-like body (start task, start or retry group, start sync task).
 
         Destination: ``destination_conn_id``'s login/password (default: this hook's OMS connection) and its
         ``security_token`` extra. Source: see :func:`source_fields` (AWS, Google Cloud, Azure Blob and
-        AK/SK connections). Without a source connection no ``src_*`` field is sent (a URL-list task).
+        AK/SK connections). Without a source connection no source field is set (a URL-list task).
 
-        :param migrate_failed_object: restart only the objects that failed.
-        :param source_conn_id: connection holding the source cloud's credentials.
-        :param destination_conn_id: connection holding the destination (OBS) credentials.
+        :return: the fields, and for each where it came from (for error messages).
         """
         body: dict[str, Any] = {}
         sources: dict[str, str] = {}
@@ -637,8 +739,65 @@ class OMSHook(BaseHook):
             fields, where = source_fields(self.get_connection(source_conn_id))
             body.update(fields)
             sources.update(where)
+        return body, sources
+
+    def build_start_task_body(
+        self,
+        *,
+        migrate_failed_object: bool = False,
+        source_conn_id: str | None = None,
+        destination_conn_id: str | None = None,
+    ) -> dict[str, Any]:
+        """
+        Build and check the StartTaskReq body from Airflow connections; the credentials never pass through args.
+
+        :param migrate_failed_object: restart only the objects that failed.
+        :param source_conn_id: connection holding the source cloud's credentials (see :func:`source_fields`).
+        :param destination_conn_id: connection holding the destination (OBS) credentials; default the OMS one.
+        """
+        body, sources = self.credentials_body(source_conn_id=source_conn_id, destination_conn_id=destination_conn_id)
         body["migrate_failed_object"] = migrate_failed_object
         check_start_task_body(body, sources)
+        return body
+
+    def build_create_task_body(
+        self,
+        task: Mapping[str, Any],
+        *,
+        source_conn_id: str | None = None,
+        destination_conn_id: str | None = None,
+    ) -> dict[str, Any]:
+        """
+        Build a CreateTaskReq (or CreateTaskGroupReq) from a task definition without credentials.
+
+        The credentials go into ``src_node`` and ``dst_node`` from the connections, as for a start.
+
+        :param task: the request without any credential: ``src_node`` (region, bucket, cloud_type,
+            object_key...), ``dst_node`` (region, bucket, save_prefix), ``task_type``, ``description``...
+        """
+        for node in ("src_node", "dst_node"):
+            if not isinstance(task.get(node), Mapping):
+                raise OMSValidationError(f"the task definition needs a {node!r} mapping (bucket, region...)")
+            given = sorted(set(task[node]) & _NODE_SECRET_KEYS)
+            if given:
+                raise OMSValidationError(
+                    f"{node} must not hold credentials ({', '.join(given)}): they come from the connections"
+                )
+        fields, sources = self.credentials_body(source_conn_id=source_conn_id, destination_conn_id=destination_conn_id)
+        check_start_task_body({**fields, "migrate_failed_object": False}, sources)
+        src_node = dict(task["src_node"])
+        for field_name, node_key in _SOURCE_NODE_KEYS.items():
+            if field_name in fields:
+                src_node[node_key] = fields[field_name]
+        dst_node = {**task["dst_node"], "ak": fields["dst_ak"], "sk": fields["dst_sk"]}
+        if "dst_security_token" in fields:
+            dst_node["security_token"] = fields["dst_security_token"]
+        body = {**task, "src_node": src_node, "dst_node": dst_node}
+        if "source_cdn_authentication_key" in fields:
+            body["source_cdn"] = {
+                **(task.get("source_cdn") or {}),
+                "authentication_key": fields["source_cdn_authentication_key"],
+            }
         return body
 
     # -- UI ---------------------------------------------------------------------------------------
