@@ -49,6 +49,27 @@ START_TASK_BODY_LIMITS: dict[str, tuple[int, int]] = {
 }
 #: Fields of the start body that are required by the seed API.
 START_TASK_REQUIRED = ("dst_ak", "dst_sk")
+#: Bandwidth policy: at most this many windows, each limited to this range of bytes per second.
+BANDWIDTH_MAX_WINDOWS = 5
+BANDWIDTH_LIMITS = (1048576, 209715200)
+
+#: Task group statuses (``status`` in show task group).
+GROUP_STATUS_NAMES = {
+    0: "waiting",
+    1: "executing",
+    2: "monitoring",
+    3: "paused",
+    4: "creation failed",
+    5: "migration failed",
+    6: "completed",
+    7: "pausing",
+    8: "waiting for deletion",
+    9: "deleted",
+}
+GROUP_COMPLETED = 6
+GROUP_FAILED_STATUSES = frozenset({4, 5})
+GROUP_IN_PROGRESS_STATUSES = frozenset({0, 1, 2, 7})
+
 #: The ``X-Auth-Token`` / ``X-Security-Token`` header limit.
 TOKEN_MAX_LENGTH = 16384
 

@@ -6,10 +6,13 @@ No Airflow import beyond the exception type.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_oms.constants import (
+    BANDWIDTH_LIMITS,
+    BANDWIDTH_MAX_WINDOWS,
     PATH_LIMITS,
     START_TASK_BODY_LIMITS,
     START_TASK_REQUIRED,
@@ -121,3 +124,38 @@ def check_start_task_body(body: Mapping[str, Any], sources: Mapping[str, str] | 
     flag = body.get("migrate_failed_object")
     if flag is not None and not isinstance(flag, bool):
         raise OMSValidationError("migrate_failed_object must be a boolean")
+
+
+_TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def check_bandwidth_policy(policies: object) -> list[dict[str, Any]]:
+    """
+    Check bandwidth windows: at most 5, ``start``/``end`` as ``hh:mm``, ``max_bandwidth`` in bytes/s within limits.
+
+    :return: the windows as plain dicts, ready to send.
+    """
+    if not isinstance(policies, (list, tuple)):
+        raise OMSValidationError(f"bandwidth_policy must be a list of windows, got {type(policies).__name__}")
+    if len(policies) > BANDWIDTH_MAX_WINDOWS:
+        raise OMSValidationError(f"bandwidth_policy has {len(policies)} windows; at most {BANDWIDTH_MAX_WINDOWS}")
+    windows = []
+    for number, window in enumerate(policies, 1):
+        if not isinstance(window, Mapping):
+            raise OMSValidationError(
+                f"bandwidth_policy window {number} must be a mapping with start, end, max_bandwidth"
+            )
+        for key in ("start", "end"):
+            if not isinstance(window.get(key), str) or not _TIME_OF_DAY.fullmatch(window[key]):
+                raise OMSValidationError(
+                    f"bandwidth_policy window {number}: {key} must be a time of day as hh:mm, got {window.get(key)!r}"
+                )
+        speed = window.get("max_bandwidth")
+        low, high = BANDWIDTH_LIMITS
+        if isinstance(speed, bool) or not isinstance(speed, int) or not low <= speed <= high:
+            raise OMSValidationError(
+                f"bandwidth_policy window {number}: max_bandwidth must be a whole number of bytes/s from {low} to "
+                f"{high}, got {speed!r}"
+            )
+        windows.append({"start": window["start"], "end": window["end"], "max_bandwidth": speed})
+    return windows
