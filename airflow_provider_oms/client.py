@@ -26,6 +26,7 @@ USER_AGENT = f"airflow-provider-oms/{__version__}"
 CONTENT_TYPE_JSON_BODY = "application/json;charset=utf-8"
 CONTENT_TYPE_NO_BODY = "application/json"
 REQUEST_ID_HEADER = "X-Request-Id"
+AUTH_TOKEN_HEADER = "X-Auth-Token"  # noqa: S105 - a header name
 #: How much of a non-JSON error body is quoted in an error message.
 _BODY_EXCERPT = 200
 #: The largest answer read: a list of 100 tasks is a few hundred KiB; anything far larger is not OMS.
@@ -112,6 +113,7 @@ class OMSRequestBuilder:
         json_body: Any = None,
         operation: str = "",
         sdk_date: str | None = None,
+        auth_token: str | None = None,
     ) -> PreparedCall:
         """
         Return the signed request for ``method`` on ``path`` (from :meth:`path`).
@@ -120,6 +122,7 @@ class OMSRequestBuilder:
         :param json_body: the JSON body, or ``None`` for a request without a body.
         :param operation: a short description for messages.
         :param sdk_date: the ``X-Sdk-Date`` to sign with (tests); default now.
+        :param auth_token: an IAM token: sent as ``X-Auth-Token`` instead of signing with AK/SK.
         """
         pairs = [(key, value) for key, value in (query or {}).items() if value is not None]
         canonical_query = signer.canonical_query(pairs)
@@ -131,6 +134,10 @@ class OMSRequestBuilder:
             signer.HEADER_PROJECT_ID: self.project_id,
             signer.HEADER_DATE: sdk_date or signer.format_sdk_date(),
         }
+        url = f"{self.base_url}{path}" + (f"?{canonical_query}" if canonical_query else "")
+        if auth_token is not None:
+            headers[AUTH_TOKEN_HEADER] = auth_token
+            return PreparedCall(method=method, url=url, headers=headers, body=body, operation=operation)
         if self._credentials.security_token:
             headers[signer.HEADER_SECURITY_TOKEN] = self._credentials.security_token
         signed = signer.sign(
@@ -142,7 +149,6 @@ class OMSRequestBuilder:
             access_key=self._credentials.access_key,
             secret_key=self._credentials.secret_key,
         )
-        url = f"{self.base_url}{path}" + (f"?{canonical_query}" if canonical_query else "")
         return PreparedCall(method=method, url=url, headers=signed, body=body, operation=operation)
 
 

@@ -36,10 +36,12 @@ from airflow_provider_oms.constants import (
     status_name,
 )
 from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
+from airflow_provider_oms.iam import IAMSettings, get_token
 from airflow_provider_oms.retries import RetryPolicy
 from airflow_provider_oms.validation import (
     check_bandwidth_policy,
     check_credential,
+    check_length,
     check_path_value,
     check_start_task_body,
     coerce_bool,
@@ -49,6 +51,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 DEFAULT_TIMEOUT = 60.0
+AUTH_AKSK = "aksk"
+AUTH_TOKEN = "token"  # noqa: S105 - the name of an auth type
+IAM_ENDPOINT_TEMPLATE = "https://iam.{region}.myhuaweicloud.com"
+IAM_GLOBAL_ENDPOINT = "https://iam.myhuaweicloud.com"
+IAM_FIELD_MAX_LENGTH = 256
 #: AK and SK: 1..100 characters (the seed API's limit for every AK/SK field).
 CREDENTIAL_MAX_LENGTH = 100
 _LOOPBACK_NAMES = {"localhost"}
@@ -116,6 +123,8 @@ class OMSConnectionConfig:
     conn_id: str = field(default="")
     #: Template of the console address for the extra link (extra ``console_url``); ``None``: the default.
     console_url: str | None = None
+    #: With ``auth_type: token``: the IAM user that logs in; ``None`` for AK/SK signing.
+    iam: IAMSettings | None = None
     #: How calls are retried (extras ``retry_max_attempts``, ``retry_max_seconds``, ``retry_base_wait``,
     #: ``retry_max_wait``).
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
@@ -171,6 +180,50 @@ def _retry_policy(extra: Mapping[str, Any], where: str) -> RetryPolicy:
     )
 
 
+def _iam_settings(
+    conn: Connection,
+    extra: Mapping[str, Any],
+    where: str,
+    region: str | None,
+    project_id: str,
+    verify: bool | str,
+    timeout: float,
+) -> IAMSettings:
+    """Read the IAM user of a connection with ``auth_type: token``: login, password, extras domain, iam_endpoint."""
+    user, password = conn.login or "", conn.password or ""
+    for value in (user, password):
+        if value:
+            mask_secret(value)
+    for label, value in (("IAM user name (login", user), ("IAM password (password", password)):
+        check_length(f"{label} of {where})", value, 1, IAM_FIELD_MAX_LENGTH, secret=True)
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise OMSValidationError(f"{label} of {where}) must not contain control characters or line breaks")
+    domain = str(extra.get("domain") or "")
+    if not domain:
+        raise OMSValidationError(f"extra 'domain' of {where} is required with auth_type token (the account name)")
+    endpoint = str(extra.get("iam_endpoint") or "").strip() or (
+        IAM_ENDPOINT_TEMPLATE.format(region=region) if region else IAM_GLOBAL_ENDPOINT
+    )
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        raise OMSValidationError(f"extra 'iam_endpoint' of {where} must be an http(s) URL such as https://host[:port]")
+    allow_http = coerce_bool("allow_insecure_http", extra.get("allow_insecure_http", False))
+    if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname or ""):
+        raise OMSValidationError(
+            f"extra 'iam_endpoint' of {where} uses plain http:// to a host that is not loopback; the token request "
+            "carries the password, so use https:// (or set extra 'allow_insecure_http' to true)"
+        )
+    return IAMSettings(
+        endpoint=endpoint,
+        domain=domain,
+        user=user,
+        password=password,
+        project_id=project_id,
+        verify=verify,
+        timeout=timeout,
+    )
+
+
 def config_from_connection(conn: Connection) -> OMSConnectionConfig:
     """
     Resolve an OMS connection into credentials, project, endpoint, TLS and timeout settings, checking each.
@@ -178,13 +231,22 @@ def config_from_connection(conn: Connection) -> OMSConnectionConfig:
     Shared by :class:`OMSHook` and the async trigger, so both read a connection the same way.
     """
     conn_id = conn.conn_id
-    credentials, extra = credentials_from_connection(conn, role="OMS")
     where = f"connection {conn_id!r}"
-    if not credentials.access_key or not credentials.secret_key:
-        missing = "AK (login)" if not credentials.access_key else "SK (password)"
+    extra = dict(conn.extra_dejson or {})
+    auth_type = str(extra.get("auth_type") or AUTH_AKSK).strip().lower()
+    if auth_type not in (AUTH_AKSK, AUTH_TOKEN):
         raise OMSValidationError(
-            f"{missing} of {where} is required and must be 1 to {CREDENTIAL_MAX_LENGTH} characters"
+            f"extra 'auth_type' of {where} must be {AUTH_AKSK!r} or {AUTH_TOKEN!r}, got {auth_type!r}"
         )
+    if auth_type == AUTH_TOKEN:
+        credentials = Credentials(access_key="", secret_key="")
+    else:
+        credentials, extra = credentials_from_connection(conn, role="OMS")
+        if not credentials.access_key or not credentials.secret_key:
+            missing = "AK (login)" if not credentials.access_key else "SK (password)"
+            raise OMSValidationError(
+                f"{missing} of {where} is required and must be 1 to {CREDENTIAL_MAX_LENGTH} characters"
+            )
     if not extra.get("project_id"):
         raise OMSValidationError(f"extra 'project_id' of {where} is required (the Huawei Cloud project id)")
     project_id = check_path_value(f"project_id (extra of {where})", str(extra["project_id"]), "project_id")
@@ -225,7 +287,9 @@ def config_from_connection(conn: Connection) -> OMSConnectionConfig:
         ) from None
     if not timeout > 0:
         raise OMSValidationError(f"extra 'timeout' of {where} must be more than 0 seconds, got {timeout}")
+    iam = _iam_settings(conn, extra, where, region, project_id, verify, timeout) if auth_type == AUTH_TOKEN else None
     return OMSConnectionConfig(
+        iam=iam,
         retry_policy=_retry_policy(extra, where),
         credentials=credentials,
         project_id=project_id,
@@ -467,6 +531,35 @@ class OMSHook(BaseHook):
             ) from None
         return parse_response(call, response.status_code, response.headers, content)
 
+    def _token(self, *, renew: bool = False) -> str | None:
+        """Return the IAM token to send, or ``None`` when requests are signed with AK/SK."""
+        iam = self.config.iam
+        if iam is None:
+            return None
+        token = get_token(iam, renew=renew)
+        mask_secret(token)
+        return token
+
+    def _request(
+        self, method: str, path: str, *, operation: str, query: Mapping[str, Any] | None = None, json_body: Any = None
+    ) -> Any:
+        """One attempt of a call. With an IAM token, a 401 renews the token and tries once more."""
+        builder = self.request_builder
+
+        def send(token: str | None) -> Any:
+            return self._send(
+                builder.build(method, path, query=query, json_body=json_body, operation=operation, auth_token=token)
+            )
+
+        token = self._token()
+        try:
+            return send(token)
+        except OMSApiError as err:
+            if token is None or err.http_status != 401:
+                raise
+            self.log.info("OMS %s: the IAM token was refused; getting a new one", operation)
+            return send(self._token(renew=True))
+
     def _call(
         self,
         method: str,
@@ -482,7 +575,7 @@ class OMSHook(BaseHook):
         builder = self.request_builder
         path = builder.path(template, **path_params)
         return self.config.retry_policy.call(
-            lambda: self._send(builder.build(method, path, query=query, json_body=json_body, operation=operation)),
+            lambda: self._request(method, path, query=query, json_body=json_body, operation=operation),
             operation=operation,
             repeat_is_safe=repeat_is_safe,
             log=self.log,
@@ -512,7 +605,7 @@ class OMSHook(BaseHook):
         def attempt() -> None:
             nonlocal maybe_applied
             try:
-                self._send(builder.build("POST", path, json_body=json_body, operation=operation))
+                self._request("POST", path, json_body=json_body, operation=operation)
             except OMSApiError as err:
                 if err.may_have_applied:
                     maybe_applied = True
@@ -729,6 +822,11 @@ class OMSHook(BaseHook):
         body: dict[str, Any] = {}
         sources: dict[str, str] = {}
         dst_conn_id = destination_conn_id or self.oms_conn_id
+        if dst_conn_id == self.oms_conn_id and self.config.iam is not None:
+            raise OMSValidationError(
+                f"connection {self.oms_conn_id!r} logs in as an IAM user (auth_type token), so it holds no AK/SK for "
+                "the destination: set destination_conn_id to a connection with the destination AK/SK"
+            )
         dst, _ = self._read_credentials(dst_conn_id, role="destination")
         body["dst_ak"], sources["dst_ak"] = dst.access_key, f"login of connection {dst_conn_id!r}"
         body["dst_sk"], sources["dst_sk"] = dst.secret_key, f"password of connection {dst_conn_id!r}"
@@ -810,9 +908,9 @@ class OMSHook(BaseHook):
         """
         try:
             config = self.config
-            builder = self.request_builder
-            call = builder.build("GET", builder.path("/tasks"), query={"limit": 1, "offset": 0}, operation="list tasks")
-            self._send(call)
+            self._request(
+                "GET", self.request_builder.path("/tasks"), query={"limit": 1, "offset": 0}, operation="list tasks"
+            )
         except OMSValidationError as err:
             return False, f"The connection is not usable: {err}"
         except OMSApiError as err:

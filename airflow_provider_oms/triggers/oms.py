@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_oms.client import (
@@ -31,6 +32,7 @@ from airflow_provider_oms.client import (
 from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus
 from airflow_provider_oms.exceptions import AirflowException, OMSApiError
 from airflow_provider_oms.hooks.oms import OMSConnectionConfig, config_from_connection
+from airflow_provider_oms.iam import get_token
 from airflow_provider_oms.waiting import Outcome, classify, progress_line, summarize
 
 _POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=60)
@@ -88,6 +90,28 @@ async def async_send(call: PreparedCall, config: OMSConnectionConfig) -> Any:
             "the connection's endpoint and verify settings"
         ) from None
     return parse_response(call, response.status_code, response.headers, b"".join(chunks))
+
+
+async def authorized_send(
+    builder: OMSRequestBuilder, config: OMSConnectionConfig, method: str, path: str, operation: str
+) -> Any:
+    """
+    Send one call, signed with AK/SK or carrying an IAM token (then a 401 renews it and tries once more).
+
+    The token is fetched in a worker thread, so the event loop is never blocked by a login.
+    """
+    if config.iam is None:
+        return await async_send(builder.build(method, path, operation=operation), config)
+    token = await asyncio.to_thread(get_token, config.iam)
+    mask_secret(token)
+    try:
+        return await async_send(builder.build(method, path, operation=operation, auth_token=token), config)
+    except OMSApiError as err:
+        if err.http_status != 401:
+            raise
+    token = await asyncio.to_thread(get_token, config.iam, renew=True)
+    mask_secret(token)
+    return await async_send(builder.build(method, path, operation=operation, auth_token=token), config)
 
 
 async def _get_connection(conn_id: str) -> Any:
@@ -185,7 +209,7 @@ class MigrationTaskTrigger(BaseTrigger):
             operation = f"show task {self.migration_task_id}"
 
             async def show() -> Any:
-                return await async_send(builder.build("GET", call_path, operation=operation), config)
+                return await authorized_send(builder, config, "GET", call_path, operation)
 
             while True:
                 task = (
@@ -215,7 +239,7 @@ class MigrationTaskTrigger(BaseTrigger):
             operation = f"stop task {self.migration_task_id}"
 
             async def stop() -> Any:
-                return await async_send(builder.build("POST", path, operation=operation), config)
+                return await authorized_send(builder, config, "POST", path, operation)
 
             await config.retry_policy.acall(stop, operation=operation, repeat_is_safe=True, log=self.log)
             self.log.info("Paused OMS migration task %s because the Airflow task was killed", self.migration_task_id)
