@@ -25,7 +25,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.hooks.oms"]}],
-        "operators": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.operators.oms"]}],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_oms.operators.oms", "airflow_provider_oms.operators.lifecycle"],
+            }
+        ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.sensors.oms"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.triggers.oms"]}],
         "extra-links": ["airflow_provider_oms.links.oms.OMSConsoleLink"],

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_provider_oms.constants import TaskStatus, status_name
+from airflow_provider_oms.constants import (
+    GROUP_COMPLETED,
+    GROUP_FAILED_STATUSES,
+    GROUP_STATUS_NAMES,
+    TaskStatus,
+    status_name,
+)
 from airflow_provider_oms.exceptions import OMSError, OMSMigrationError, OMSSensorTimeout
 from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.validation import check_path_value
@@ -119,3 +125,54 @@ class MigrationTaskSensor(BaseSensorOperator):
             )
         self._judge(task_id, task)
         return result(task_id, task, restarts=0, elapsed_seconds=0.0)
+
+
+class MigrationTaskGroupSensor(BaseSensorOperator):
+    """
+    Wait until a task group has completed (status 6); fail when its creation or migration failed (4, 5).
+
+    :param group_id: the OMS task group id. Templated.
+    :param oms_conn_id: the ``huaweicloud_oms`` connection. Templated.
+    :return: (XCom) the group's status, name and task counts.
+    """
+
+    template_fields: Sequence[str] = ("group_id", "oms_conn_id")
+
+    def __init__(self, *, group_id: str, oms_conn_id: str = OMSHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.group_id = group_id
+        self.oms_conn_id = oms_conn_id
+
+    @cached_property
+    def hook(self) -> OMSHook:
+        """The OMS hook of this sensor's connection."""
+        return OMSHook(oms_conn_id=self.oms_conn_id)
+
+    def poke(self, context: Context) -> Any:
+        """Read the group once and say whether it has completed."""
+        group_id = check_path_value("group_id", self.group_id, "task_id")
+        group = self.hook.get_task_group(group_id)
+        status = group.get("status")
+        name = GROUP_STATUS_NAMES.get(status, f"unknown ({status!r})")  # type: ignore[arg-type]
+        summary = {
+            "group_id": group_id,
+            "status": status,
+            "status_name": name,
+            **{
+                key: group.get(key)
+                for key in ("total_task_num", "complete_task_num", "failed_task_num", "paused_task_num")
+            },
+        }
+        self.log.info(
+            "OMS task group %s %s: %s of %s tasks complete, %s failed",
+            group_id,
+            name,
+            group.get("complete_task_num"),
+            group.get("total_task_num"),
+            group.get("failed_task_num"),
+        )
+        if status in GROUP_FAILED_STATUSES:
+            reason = group.get("error_reason") or {}
+            why = " ".join(str(part) for part in (reason.get("error_code"), reason.get("error_msg")) if part)
+            raise OMSMigrationError(f"OMS task group {group_id} is {name}" + (f": {why}" if why else ""), task=summary)
+        return PokeReturnValue(is_done=status == GROUP_COMPLETED, xcom_value=summary)

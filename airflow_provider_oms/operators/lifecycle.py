@@ -1,0 +1,398 @@
+"""
+Operators for the rest of an OMS task's life, task groups and sync tasks.
+
+Each one makes its call through :class:`~airflow_provider_oms.hooks.oms.OMSHook`; credentials come only from
+connections. Creating is safe to retry: a re-run of the same Airflow task instance finds the task (or group)
+its earlier try created instead of creating another (OMS caps creations per day).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_oms.constants import (
+    ERROR_NOT_FOUND,
+    ERROR_TASK_NOT_IN_PROGRESS,
+    TaskStatus,
+)
+from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
+from airflow_provider_oms.hooks.oms import OMSHook
+from airflow_provider_oms.validation import check_path_value, coerce_bool
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: How far back a retry looks for what its earlier try created: pages of 100, newest first.
+_LOOKUP_PAGES = 10
+_DESCRIPTION_MAX = 255
+
+
+def run_marker(context: Context) -> str:
+    """Return a short token naming this task instance (DAG, run, task, map index), kept in what it creates."""
+    ti = context["ti"]
+    key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
+    return "airflow-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _with_marker(description: Any, marker: str) -> str:
+    text = str(description or "").strip()
+    room = _DESCRIPTION_MAX - len(marker) - 1
+    return f"{text[:room]} {marker}".strip()
+
+
+class _OMSOperator(BaseOperator):
+    """Holds the OMS connection and hook of the operators below."""
+
+    ui_color = "#e8f1fb"
+
+    def __init__(self, *, oms_conn_id: str = OMSHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.oms_conn_id = oms_conn_id
+
+    @cached_property
+    def hook(self) -> OMSHook:
+        """The OMS hook of this operator's connection."""
+        return OMSHook(oms_conn_id=self.oms_conn_id)
+
+    def _create_once(
+        self,
+        context: Context,
+        definition: Mapping[str, Any],
+        *,
+        kind: str,
+        create: Callable[[dict[str, Any]], dict[str, Any]],
+        find: Callable[[str], str | None],
+        id_key: str,
+    ) -> tuple[str, bool]:
+        """Create unless an earlier try of this task instance already did; return the id and whether reused."""
+        marker = run_marker(context)
+        if getattr(context["ti"], "try_number", 1) > 1:
+            found = find(marker)
+            if found is not None:
+                self.log.info("Reusing OMS %s %s created by an earlier try (marker %s)", kind, found, marker)
+                return found, True
+        body = self.hook.build_create_task_body(
+            {**definition, "description": _with_marker(definition.get("description"), marker)},
+            source_conn_id=self.source_conn_id,  # type: ignore[attr-defined]
+            destination_conn_id=self.destination_conn_id,  # type: ignore[attr-defined]
+        )
+        created = create(body)
+        created_id = str(created[id_key])
+        self.log.info("Created OMS %s %s", kind, created_id)
+        return created_id, False
+
+
+class CreateMigrationTaskOperator(_OMSOperator):
+    """
+    Create an OMS migration task; OMS starts it by itself.
+
+    :param task_definition: the task definition without credentials (a CreateTaskReq without ``ak``/``sk``):
+        ``task_type``, ``src_node`` (``cloud_type``, ``region``, ``bucket``, ``object_key``...), ``dst_node``
+        (``region``, ``bucket``, ``save_prefix``), ``description``... Templated.
+    :param source_conn_id: connection with the source credentials (AWS, Google Cloud, Azure Blob or AK/SK).
+    :param destination_conn_id: connection with the destination OBS credentials; default the OMS connection.
+    :param oms_conn_id: the ``huaweicloud_oms`` connection.
+    :return: (XCom) ``{"migration_task_id", "task_name", "reused"}`` — ``reused`` when a retry found the task an
+        earlier try had created.
+    """
+
+    template_fields: Sequence[str] = ("task_definition", "source_conn_id", "destination_conn_id", "oms_conn_id")
+    template_fields_renderers = {"task_definition": "json"}
+
+    def __init__(
+        self,
+        *,
+        task_definition: Mapping[str, Any],
+        source_conn_id: str | None = None,
+        destination_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.task_definition = task_definition
+        self.source_conn_id = source_conn_id
+        self.destination_conn_id = destination_conn_id
+
+    def _find(self, marker: str) -> str | None:
+        for page in range(_LOOKUP_PAGES):
+            listed = self.hook.list_tasks(limit=100, offset=page * 100)
+            for task in listed.get("tasks") or []:
+                if marker in str(task.get("description") or ""):
+                    return str(task["id"])
+            if len(listed.get("tasks") or []) < 100:
+                return None
+        return None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Create the task (or find the one an earlier try created) and return its id."""
+        if not isinstance(self.task_definition, Mapping):
+            raise OMSValidationError(f"task_definition must be a mapping, got {type(self.task_definition).__name__}")
+        task_id, reused = self._create_once(
+            context,
+            self.task_definition,
+            kind="migration task",
+            create=self.hook.create_task,
+            find=self._find,
+            id_key="id",
+        )
+        name = self.hook.get_task(task_id).get("name")
+        return {"migration_task_id": task_id, "task_name": name, "reused": reused}
+
+
+class StopMigrationTaskOperator(_OMSOperator):
+    """
+    Pause a migration task. A task that is already paused (or pausing) is left as it is.
+
+    :param migration_task_id: the OMS task id. Templated.
+    """
+
+    template_fields: Sequence[str] = ("migration_task_id", "oms_conn_id")
+
+    def __init__(self, *, migration_task_id: str | int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.migration_task_id = migration_task_id
+
+    def execute(self, context: Context) -> None:
+        """Stop (pause) the task."""
+        task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
+        try:
+            self.hook.stop_task(task_id)
+        except OMSApiError as err:
+            status = self.hook.get_task(task_id).get("status") if err.error_code == ERROR_TASK_NOT_IN_PROGRESS else None
+            if status not in (TaskStatus.PAUSED, TaskStatus.PAUSING):
+                raise
+            self.log.info("OMS migration task %s is already paused", task_id)
+
+
+class DeleteMigrationTaskOperator(_OMSOperator):
+    """
+    Delete a migration task that is not in progress. A task that no longer exists counts as deleted.
+
+    :param migration_task_id: the OMS task id. Templated.
+    """
+
+    template_fields: Sequence[str] = ("migration_task_id", "oms_conn_id")
+
+    def __init__(self, *, migration_task_id: str | int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.migration_task_id = migration_task_id
+
+    def execute(self, context: Context) -> None:
+        """Delete the task."""
+        task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
+        try:
+            self.hook.delete_task(task_id)
+        except OMSApiError as err:
+            if err.error_code != ERROR_NOT_FOUND:
+                raise
+            self.log.info("OMS migration task %s does not exist (any more): nothing to delete", task_id)
+
+
+class UpdateBandwidthPolicyOperator(_OMSOperator):
+    """
+    Set a migration task's bandwidth limits by time of day.
+
+    :param migration_task_id: the OMS task id. Templated.
+    :param bandwidth_policy: up to 5 windows ``{"start": "hh:mm", "end": "hh:mm", "max_bandwidth": bytes/s}``
+        (1048576 to 209715200); an empty list removes the limits. Templated.
+    """
+
+    template_fields: Sequence[str] = ("migration_task_id", "bandwidth_policy", "oms_conn_id")
+
+    def __init__(self, *, migration_task_id: str | int, bandwidth_policy: list[Mapping[str, Any]], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.migration_task_id = migration_task_id
+        self.bandwidth_policy = bandwidth_policy
+
+    def execute(self, context: Context) -> None:
+        """Update the policy."""
+        task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
+        self.hook.update_bandwidth_policy(task_id, list(self.bandwidth_policy))
+
+
+class CreateMigrationTaskGroupOperator(_OMSOperator):
+    """
+    Create an OMS migration task group (many tasks from one definition); it starts by itself.
+
+    :param group_definition: the definition without credentials (a CreateTaskGroupReq without ``ak``/``sk``). Templated.
+    :param source_conn_id: connection with the source credentials.
+    :param destination_conn_id: connection with the destination credentials; default the OMS connection.
+    :return: (XCom) ``{"group_id", "reused"}``.
+    """
+
+    template_fields: Sequence[str] = ("group_definition", "source_conn_id", "destination_conn_id", "oms_conn_id")
+    template_fields_renderers = {"group_definition": "json"}
+
+    def __init__(
+        self,
+        *,
+        group_definition: Mapping[str, Any],
+        source_conn_id: str | None = None,
+        destination_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.group_definition = group_definition
+        self.source_conn_id = source_conn_id
+        self.destination_conn_id = destination_conn_id
+
+    def _find(self, marker: str) -> str | None:
+        for page in range(_LOOKUP_PAGES):
+            listed = self.hook.list_task_groups(limit=100, offset=page * 100)
+            groups = listed.get("taskgroups") or []
+            for group in groups:
+                if marker in str(group.get("description") or ""):
+                    return str(group["group_id"])
+            if len(groups) < 100:
+                return None
+        return None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Create the group (or find the one an earlier try created) and return its id."""
+        if not isinstance(self.group_definition, Mapping):
+            raise OMSValidationError(f"group_definition must be a mapping, got {type(self.group_definition).__name__}")
+        group_id, reused = self._create_once(
+            context,
+            self.group_definition,
+            kind="task group",
+            create=self.hook.create_task_group,
+            find=self._find,
+            id_key="group_id",
+        )
+        return {"group_id": group_id, "reused": reused}
+
+
+class _GroupOperator(_OMSOperator):
+    template_fields: Sequence[str] = ("group_id", "oms_conn_id")
+
+    def __init__(self, *, group_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.group_id = group_id
+
+    def _group(self) -> str:
+        return check_path_value("group_id", self.group_id, "task_id")
+
+
+class StartMigrationTaskGroupOperator(_GroupOperator):
+    """
+    Start a paused task group.
+
+    :param group_id: the OMS task group id. Templated.
+    :param source_conn_id: connection with the source credentials.
+    :param destination_conn_id: connection with the destination credentials; default the OMS connection.
+    """
+
+    template_fields: Sequence[str] = ("group_id", "source_conn_id", "destination_conn_id", "oms_conn_id")
+
+    def __init__(self, *, source_conn_id: str | None = None, destination_conn_id: str | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.source_conn_id = source_conn_id
+        self.destination_conn_id = destination_conn_id
+
+    def execute(self, context: Context) -> None:
+        """Start the group."""
+        group = self._group()
+        body, _ = self.hook.credentials_body(
+            source_conn_id=self.source_conn_id, destination_conn_id=self.destination_conn_id
+        )
+        self.hook.start_task_group(group, body)
+
+
+class RetryMigrationTaskGroupOperator(StartMigrationTaskGroupOperator):
+    """
+    Retry a failed task group.
+
+    :param migrate_failed_object: retry only the failed objects (a bool, or "true"/"false"). Templated.
+    """
+
+    template_fields: Sequence[str] = (
+        "group_id",
+        "migrate_failed_object",
+        "source_conn_id",
+        "destination_conn_id",
+        "oms_conn_id",
+    )
+
+    def __init__(self, *, migrate_failed_object: bool | str = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.migrate_failed_object = migrate_failed_object
+
+    def execute(self, context: Context) -> None:
+        """Retry the group."""
+        failed_only = coerce_bool("migrate_failed_object", self.migrate_failed_object)
+        group = self._group()
+        body, _ = self.hook.credentials_body(
+            source_conn_id=self.source_conn_id, destination_conn_id=self.destination_conn_id
+        )
+        self.hook.retry_task_group(group, {**body, "migrate_failed_object": failed_only})
+
+
+class StopMigrationTaskGroupOperator(_GroupOperator):
+    """
+    Pause a running task group.
+
+    :param group_id: the OMS task group id. Templated.
+    """
+
+    def execute(self, context: Context) -> None:
+        """Stop the group."""
+        self.hook.stop_task_group(self._group())
+
+
+class _SyncOperator(_OMSOperator):
+    template_fields: Sequence[str] = ("sync_task_id", "oms_conn_id")
+
+    def __init__(self, *, sync_task_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sync_task_id = sync_task_id
+
+    def _sync(self) -> str:
+        return check_path_value("sync_task_id", self.sync_task_id, "task_id")
+
+
+class StartSyncTaskOperator(_SyncOperator):
+    """
+    Start a sync task (continuous synchronisation from the source bucket).
+
+    :param sync_task_id: the OMS sync task id. Templated.
+    :param source_conn_id: connection with the source AK/SK (required: sync tasks need them).
+    :param destination_conn_id: connection with the destination credentials; default the OMS connection.
+    :return: (XCom) the sync task's id and status after the start.
+    """
+
+    template_fields: Sequence[str] = ("sync_task_id", "source_conn_id", "destination_conn_id", "oms_conn_id")
+
+    def __init__(self, *, source_conn_id: str, destination_conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source_conn_id = source_conn_id
+        self.destination_conn_id = destination_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Start the sync task and read back its status."""
+        sync = self._sync()
+        fields, _ = self.hook.credentials_body(
+            source_conn_id=self.source_conn_id, destination_conn_id=self.destination_conn_id
+        )
+        if "src_ak" not in fields:
+            raise OMSValidationError(f"a sync task needs the source AK/SK: connection {self.source_conn_id!r} has none")
+        keys = ("src_ak", "src_sk", "dst_ak", "dst_sk", "source_cdn_authentication_key")
+        self.hook.start_sync_task(sync, {key: fields[key] for key in keys if key in fields})
+        return {"sync_task_id": sync, "status": self.hook.get_sync_task(sync).get("status")}
+
+
+class StopSyncTaskOperator(_SyncOperator):
+    """
+    Stop a sync task.
+
+    :param sync_task_id: the OMS sync task id. Templated.
+    """
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Stop the sync task and read back its status."""
+        sync = self._sync()
+        self.hook.stop_sync_task(sync)
+        return {"sync_task_id": sync, "status": self.hook.get_sync_task(sync).get("status")}
