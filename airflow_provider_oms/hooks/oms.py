@@ -491,10 +491,17 @@ class OMSHook(BaseHook):
         return session
 
     def close(self) -> None:
-        """Close the HTTP session."""
-        if "session" in self.__dict__:
-            self.session.close()
-            del self.__dict__["session"]
+        """Close the HTTP session and its kept-alive connections."""
+        session = self.__dict__.pop("session", None)
+        if session is None:
+            return
+        # urllib3 2 drops pools on clear() and closes their sockets only when they are garbage-collected; the
+        # traceback of a failed attempt can keep a pool alive, so close them here.
+        for adapter in session.adapters.values():
+            pools = adapter.poolmanager.pools
+            for key in pools.keys():  # noqa: SIM118 - urllib3's container cannot be iterated directly
+                pools[key].close()
+        session.close()
 
     # -- transport --------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_PROJECT_ID, EMULATOR_SK
-from airflow_provider_oms.testing.server import OMSHTTPServer, RequestRecord
+from airflow_provider_oms.testing.server import FaultInjector, OMSHTTPServer, RequestRecord
 from airflow_provider_oms.testing.store import TaskStore
 
 #: How often the HTTP thread checks for a shutdown; also the longest stop() waits for it.
@@ -33,6 +33,9 @@ class OMSEmulator:
 
     Requests are authenticated like on Huawei Cloud (SDK-HMAC-SHA256 signatures, checked against the given
     AK/SK pairs). Tasks run in background threads and really copy files, so a DAG can be tested end to end.
+    Faults of a gateway or a network can be injected into the next requests (:meth:`inject_fault`), and the
+    starts and creates that took effect are counted (:attr:`applied_starts`, :attr:`applied_creates`), to
+    test that a client neither loses nor repeats a call.
 
     :param data_dir: the folder holding one sub-folder per bucket; created if missing.
     :param access_key: the AK that requests must be signed with.
@@ -48,6 +51,9 @@ class OMSEmulator:
     :param fail_patterns: globs on source object keys whose migration fails (see :meth:`add_fail_rule`).
     :param fail_times: with ``fail_patterns``: fail only the first N attempts at each object; None: always.
     :param extra_credentials: more accepted AK/SK pairs, ``{access_key: secret_key}``.
+    :param clock_offset: seconds added to this machine's clock for the emulator's ``Date`` header and its check
+        of ``X-Sdk-Date`` (refused when more than 15 minutes off), to test a client whose clock is off by
+        ``-clock_offset``. Task times keep this machine's clock.
     """
 
     def __init__(
@@ -66,6 +72,7 @@ class OMSEmulator:
         fail_times: int | None = None,
         extra_credentials: Mapping[str, str] | None = None,
         pausing_delay: float | None = None,
+        clock_offset: float = 0.0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +81,8 @@ class OMSEmulator:
         self._secret_key = secret_key
         self._credentials = {**(extra_credentials or {}), access_key: secret_key}
         self._address = (host, port)
+        self._clock_offset = clock_offset
+        self._faults = FaultInjector()
         self._store = TaskStore(
             self.data_dir,
             task_start_delay=task_start_delay,
@@ -107,7 +116,12 @@ class OMSEmulator:
         if self._server is not None:
             raise RuntimeError("this emulator was already started")
         self._server = OMSHTTPServer(
-            self._address, self._store, credentials=self._credentials, project_id=self.project_id
+            self._address,
+            self._store,
+            credentials=self._credentials,
+            project_id=self.project_id,
+            faults=self._faults,
+            clock_offset=self._clock_offset,
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -153,6 +167,66 @@ class OMSEmulator:
         """Forget the requests received so far."""
         if self._server is not None:
             self._server.reset_requests()
+
+    def inject_fault(
+        self,
+        kind: str,
+        *,
+        path: str | None = None,
+        count: int = 1,
+        status: int | None = None,
+        retry_after: float | None = None,
+        delay: float | None = None,
+    ) -> None:
+        """
+        Inject a fault into the next ``count`` requests whose path matches ``path``.
+
+        A request takes the first fault, in the order injected, whose ``path`` matches. Each injected request is
+        recorded in :attr:`requests` with its ``fault``; a closed connection with status ``0``. Faults may be
+        injected before :meth:`start`, and are thread-safe. Kinds:
+
+        * ``throttle``: HTTP 429 ``APIGW.0308`` with ``Retry-After: retry_after`` (default 1 second).
+        * ``error``: an API gateway error, HTTP ``status`` 500, 502, 503 (default) or 504, with a JSON body.
+        * ``html``: an HTML error page (``Content-Type: text/html``), HTTP ``status`` (default 502).
+        * ``redirect``: HTTP 302 with a ``Location`` to another path.
+        * ``reset_before``: the connection is reset (TCP RST) without an answer; nothing is applied.
+        * ``reset_after``: the request is applied, then the connection is reset without an answer.
+        * ``delay``: the request is applied, and answered ``delay`` seconds late (e.g. past the client's timeout).
+        * ``truncated_json``: the request is applied, and its answer's JSON cut in half (an empty body becomes
+          ``{``), as if corrupted on the way back.
+
+        The first four are answered instead of the request, which never reaches the tasks.
+
+        :param kind: one of the kinds above.
+        :param path: a regular expression searched (``re.search``) in the request path without its query, such
+            as ``r"/start$"``; ``None`` for every request.
+        :param count: how many requests the fault applies to.
+        :param status: the HTTP status of an ``error`` or ``html`` fault.
+        :param retry_after: the ``Retry-After`` seconds of a ``throttle`` fault (``0`` for no wait).
+        :param delay: the seconds a ``delay`` fault holds the answer back; required for that kind.
+        :raises ValueError: for an unknown kind, a count below 1, or an option the kind does not take.
+        :raises re.error: if ``path`` is not a regular expression.
+        """
+        self._faults.inject(kind, path=path, count=count, status=status, retry_after=retry_after, delay=delay)
+
+    def clear_faults(self) -> None:
+        """Drop every injected fault not used up yet."""
+        self._faults.clear()
+
+    @property
+    def pending_faults(self) -> int:
+        """How many more requests the injected faults will apply to."""
+        return self._faults.pending
+
+    @property
+    def applied_starts(self) -> int:
+        """How many start calls started a task; a refused start, or one a fault kept out, does not count."""
+        return self._store.applied_starts
+
+    @property
+    def applied_creates(self) -> int:
+        """How many create calls created a task."""
+        return self._store.applied_creates
 
     def bucket_path(self, bucket: str) -> Path:
         """

@@ -2,8 +2,9 @@
 HTTP layer of the local OMS emulator: routing, signature checks, JSON bodies and errors.
 
 The state lives in :mod:`airflow_provider_oms.testing.store`; this module maps HTTP requests onto it, and
-authenticates each of them first, as Huawei Cloud's API gateway does before OMS sees a request. Nothing
-here logs a header or a body: they carry credentials.
+authenticates each of them first, as Huawei Cloud's API gateway does before OMS sees a request. It is also
+where faults are injected (:class:`FaultInjector`): what a gateway or a network can do to a request and its
+answer, which the task store never sees. Nothing here logs a header or a body: they carry credentials.
 """
 
 from __future__ import annotations
@@ -12,20 +13,24 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import socket
+import struct
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
+from http.client import responses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from airflow_provider_oms import signer
-from airflow_provider_oms.constants import ERROR_AUTH, MAX_CLOCK_SKEW_SECONDS
+from airflow_provider_oms.constants import ERROR_AUTH, ERROR_THROTTLED, MAX_CLOCK_SKEW_SECONDS
 from airflow_provider_oms.testing.store import (
     ERROR_EMULATOR,
     LIST_LIMIT_DEFAULT,
@@ -42,6 +47,21 @@ ERROR_BAD_REQUEST = "APIGW.0201"
 MAX_BODY_BYTES = 1024 * 1024
 _API_PREFIX = "/v2/"
 
+#: API gateway errors of the "error" fault, by HTTP status.
+_GATEWAY_ERRORS = {
+    500: ("APIGW.9999", "System error."),
+    502: ("APIGW.0202", "Backend unavailable."),
+    503: ("APIGW.0202", "Backend unavailable."),
+    504: ("APIGW.0203", "Backend timeout."),
+}
+#: Faults answered instead of the request, which never reaches the task store.
+_FAULTS_INSTEAD = frozenset({"throttle", "error", "html", "redirect", "reset_before"})
+#: Faults that let the request change the store, then spoil or hold back its answer.
+_FAULTS_AFTER = frozenset({"truncated_json", "reset_after", "delay"})
+FAULT_KINDS = _FAULTS_INSTEAD | _FAULTS_AFTER
+#: What a closed answer is recorded with in :class:`RequestRecord`.
+NO_ANSWER = 0
+
 
 @dataclass(frozen=True)
 class RequestRecord:
@@ -50,14 +70,121 @@ class RequestRecord:
 
     :param method: the HTTP method (empty for a request too malformed to have one).
     :param path: the path, without the query string.
-    :param status: the HTTP status answered.
+    :param status: the HTTP status answered; ``0`` (:data:`NO_ANSWER`) when the connection was closed instead.
     :param error_code: the ``error_code`` of an error answer, else ``None``.
+    :param fault: the kind of fault injected into this request (see ``OMSEmulator.inject_fault``), else ``None``.
     """
 
     method: str
     path: str
     status: int
     error_code: str | None
+    fault: str | None = None
+
+
+@dataclass
+class Fault:
+    """
+    A fault waiting for requests, built by :meth:`FaultInjector.inject`.
+
+    ``OMSEmulator.inject_fault`` documents the fields; ``remaining`` counts down as requests take the fault.
+    """
+
+    kind: str
+    path: re.Pattern[str] | None
+    remaining: int
+    status: int
+    retry_after: float
+    delay: float
+
+
+class FaultInjector:
+    """
+    Faults for the next requests, per path or for all of them; thread-safe.
+
+    Each request takes the first fault (in the order injected) whose path pattern matches it, and uses up one
+    of its ``count``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def inject(
+        self,
+        kind: str,
+        *,
+        path: str | None = None,
+        count: int = 1,
+        status: int | None = None,
+        retry_after: float | None = None,
+        delay: float | None = None,
+    ) -> None:
+        """
+        Inject a fault into the next ``count`` requests whose path matches ``path``.
+
+        :meth:`OMSEmulator.inject_fault <airflow_provider_oms.testing.emulator.OMSEmulator.inject_fault>`
+        documents the kinds and the options.
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; the kinds are {', '.join(sorted(FAULT_KINDS))}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError("count must be a whole number of at least 1")
+        if status is not None and kind not in ("error", "html"):
+            raise ValueError("status is only for the 'error' and 'html' faults")
+        if retry_after is not None and (kind != "throttle" or retry_after < 0):
+            raise ValueError("retry_after is only for the 'throttle' fault, and must not be negative")
+        if (delay is None) != (kind != "delay") or (delay is not None and delay < 0):
+            raise ValueError("delay is required for the 'delay' fault, only for it, and must not be negative")
+        if kind == "error" and status is not None and status not in _GATEWAY_ERRORS:
+            raise ValueError(f"an 'error' fault's status is one of {sorted(_GATEWAY_ERRORS)}")
+        if kind == "html" and status is not None and not 400 <= status <= 599:
+            raise ValueError("an 'html' fault's status is an error status, 400 to 599")
+        fault = Fault(
+            kind=kind,
+            path=None if path is None else re.compile(path),
+            remaining=count,
+            status=status if status is not None else (503 if kind == "error" else 502),
+            retry_after=1.0 if retry_after is None else retry_after,
+            delay=delay or 0.0,
+        )
+        with self._lock:
+            self._faults.append(fault)
+
+    def take(self, path: str) -> Fault | None:
+        """Return the fault for a request on ``path`` (without the query), using up one of its count; or None."""
+        with self._lock:
+            for index, fault in enumerate(self._faults):
+                if fault.path is None or fault.path.search(path):
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        del self._faults[index]
+                    return fault
+        return None
+
+    def clear(self) -> None:
+        """Drop every fault not used up yet."""
+        with self._lock:
+            self._faults.clear()
+
+    @property
+    def pending(self) -> int:
+        """How many more requests the injected faults will apply to."""
+        with self._lock:
+            return sum(fault.remaining for fault in self._faults)
+
+
+def _seconds(value: float) -> str:
+    """Format a ``Retry-After`` value: whole seconds as an integer, as HTTP has it; a fraction if one was asked."""
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def _html_page(status: int) -> bytes:
+    title = f"{status} {responses.get(status, 'Error')}"
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+        "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    ).encode()
 
 
 def _no_such_api() -> OMSEmulatorError:
@@ -79,6 +206,10 @@ def _json_body(body: bytes) -> Any:
         raise invalid_parameter("body", "is not valid JSON") from None
 
 
+def _encode(payload: Any) -> bytes:
+    return json.dumps(payload).encode("utf-8")
+
+
 def _int_param(params: Mapping[str, str], name: str) -> int | None:
     value = params.get(name)
     if value is None:
@@ -97,6 +228,9 @@ class OMSHTTPServer(ThreadingHTTPServer):
     :param store: the tasks the API works on.
     :param credentials: the accepted AK/SK pairs, ``{access_key: secret_key}``.
     :param project_id: the only project whose API exists.
+    :param faults: the faults to inject into requests; default none.
+    :param clock_offset: seconds added to this machine's clock for the ``Date`` header and the check of the
+        request date, as if the server's clock (or, seen from the server, the client's) were off.
     """
 
     daemon_threads = True
@@ -110,14 +244,21 @@ class OMSHTTPServer(ThreadingHTTPServer):
         *,
         credentials: Mapping[str, str],
         project_id: str,
+        faults: FaultInjector | None = None,
+        clock_offset: float = 0.0,
     ) -> None:
         self.store = store
         self.credentials = dict(credentials)
         self.project_id = project_id
+        self.faults = faults if faults is not None else FaultInjector()
+        self.clock_offset = clock_offset
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
         self._connections: set[Any] = set()
+        self._resetting: set[Any] = set()
         self._connections_opened = 0
+        #: Set by server_close(): cuts short the answers a "delay" fault holds back.
+        self.closing = threading.Event()
         super().__init__(address, OMSRequestHandler)
 
     def __repr__(self) -> str:
@@ -140,6 +281,17 @@ class OMSHTTPServer(ThreadingHTTPServer):
             self._records.clear()
             self._connections_opened = 0
 
+    def now(self) -> datetime:
+        """Return the server's time: this machine's, plus the clock offset."""
+        return datetime.now(timezone.utc) + timedelta(seconds=self.clock_offset)
+
+    def reset_on_close(self, connection: socket.socket) -> None:
+        """Make the end of a connection a TCP reset (RST) instead of an orderly close (FIN)."""
+        # SO_LINGER on, with a timeout of 0: close() drops the connection with a RST.
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with self._lock:
+            self._resetting.add(connection)
+
     @property
     def connections_opened(self) -> int:
         """How many TCP connections clients opened (since the start or :meth:`reset_requests`)."""
@@ -161,10 +313,16 @@ class OMSHTTPServer(ThreadingHTTPServer):
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
-        """Close a connection that has ended."""
+        """Close a connection that has ended; with a reset if :meth:`reset_on_close` asked for one."""
         with self._lock:
             self._connections.discard(request)
-        super().shutdown_request(request)
+            reset = request in self._resetting
+            self._resetting.discard(request)
+        if reset:
+            # No shutdown() first: it would send a FIN, an orderly end, before the reset.
+            self.close_request(request)
+        else:
+            super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Log what ended a connection; a client that went away is no error of the emulator."""
@@ -175,6 +333,7 @@ class OMSHTTPServer(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         """Stop listening and end the open connections, so no client keeps talking to a stopped emulator."""
+        self.closing.set()
         super().server_close()
         with self._lock:
             connections = list(self._connections)
@@ -200,15 +359,31 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         try:
-            status, payload = self._process()
+            body = self._read_body()
         except OMSEmulatorError as err:
-            status, payload = err.status, err.to_json()
+            self._respond(err.status, err.to_json())
+            return
+        fault = self.server.faults.take(self._path())
+        if fault is None:
+            self._respond(*self._answer(body))
+            return
+        logger.info("OMS emulator: injecting fault %s into %s %s", fault.kind, self.command, self._path())
+        if fault.kind in _FAULTS_INSTEAD:
+            self._answer_instead(fault)
+        else:
+            self._answer_after(fault, *self._answer(body))
+
+    def _answer(self, body: bytes) -> tuple[int, Any]:
+        """Process a request; return the status and JSON payload of its answer."""
+        try:
+            return self._process(body)
+        except OMSEmulatorError as err:
+            return err.status, err.to_json()
         except Exception:
             logger.exception("OMS emulator: error while answering %s %s", self.command, self._path())
             # Whatever the request left unread must never be taken for the next request.
             self.close_connection = True
-            status, payload = 500, {"error_code": ERROR_EMULATOR, "error_msg": "Internal emulator error."}
-        self._respond(status, payload)
+            return 500, {"error_code": ERROR_EMULATOR, "error_msg": "Internal emulator error."}
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
@@ -225,24 +400,95 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
         """Send http.server's own messages (timeouts, protocol errors) to the emulator's logger."""
         logger.debug(format, *args)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """Return the ``Date`` header's value, by the server's clock (which may be set off)."""
+        if timestamp is None:
+            timestamp = time.time() + self.server.clock_offset
+        return super().date_time_string(timestamp)
+
     def _path(self) -> str:
         return self.path.partition("?")[0]
 
     def _respond(self, status: int, payload: Any) -> None:
-        data = b"" if payload is None else json.dumps(payload).encode("utf-8")
+        self._record(status, payload)
+        self._write(status, b"" if payload is None else _encode(payload))
+
+    def _record(self, status: int, payload: Any, fault: Fault | None = None) -> None:
         error_code = payload.get("error_code") if status >= 400 and isinstance(payload, dict) else None
         # Recorded before answering, so that a client that got its answer also finds the record.
-        self.server.record(RequestRecord(self.command or "", self._path(), status, error_code))
+        self.server.record(
+            RequestRecord(self.command or "", self._path(), status, error_code, fault.kind if fault else None)
+        )
+
+    def _write(
+        self,
+        status: int,
+        data: bytes,
+        *,
+        content_type: str = "application/json;charset=UTF-8",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("X-Request-Id", uuid.uuid4().hex)
         if data:
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
+            self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _reset(self) -> None:
+        """End the connection with a TCP reset, without an answer."""
+        self.close_connection = True
+        self.server.reset_on_close(self.connection)
+
+    def _answer_instead(self, fault: Fault) -> None:
+        """Answer a fault in place of the request, which is not processed."""
+        if fault.kind == "reset_before":
+            self._record(NO_ANSWER, None, fault)
+            self._reset()
+            return
+        if fault.kind == "html":
+            self._record(fault.status, None, fault)
+            self._write(fault.status, _html_page(fault.status), content_type="text/html")
+            return
+        if fault.kind == "redirect":
+            self._record(302, None, fault)
+            self._write(302, b"", headers={"Location": f"/moved{self._path()}"})
+            return
+        headers: dict[str, str] = {}
+        if fault.kind == "throttle":
+            status = 429
+            payload = {
+                "error_code": ERROR_THROTTLED,
+                "error_msg": "The throttling threshold has been reached: policy user over ratelimit",
+            }
+            headers["Retry-After"] = _seconds(fault.retry_after)
+        else:
+            status = fault.status
+            error_code, error_msg = _GATEWAY_ERRORS[status]
+            payload = {"error_code": error_code, "error_msg": error_msg}
+        self._record(status, payload, fault)
+        self._write(status, _encode(payload), headers=headers)
+
+    def _answer_after(self, fault: Fault, status: int, payload: Any) -> None:
+        """Answer a request that was processed, spoiled or held back by a fault."""
+        if fault.kind == "reset_after":
+            self._record(NO_ANSWER, None, fault)
+            self._reset()
+            return
+        self._record(status, payload, fault)
+        if fault.kind == "truncated_json":
+            data = b"{}" if payload is None else _encode(payload)
+            self._write(status, data[: len(data) // 2])
+            return
+        # A "delay": the server's shutdown cuts the wait short, as it ends the connection anyway.
+        self.server.closing.wait(fault.delay)
+        self._write(status, b"" if payload is None else _encode(payload))
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -271,9 +517,8 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
             raise OMSEmulatorError(400, ERROR_BAD_REQUEST, "The request body is shorter than its Content-Length.")
         return body
 
-    def _process(self) -> tuple[int, Any]:
+    def _process(self, body: bytes) -> tuple[int, Any]:
         raw_path, _, raw_query = self.path.partition("?")
-        body = self._read_body()
         if not raw_path.startswith(_API_PREFIX):
             raise _no_such_api()
         self._authenticate(raw_path, raw_query, body)
@@ -304,7 +549,7 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
             signed_at = signer.parse_sdk_date(sdk_date)
         except ValueError:
             raise _auth_error(f"the {signer.HEADER_DATE} header is malformed") from None
-        if abs((datetime.now(timezone.utc) - signed_at).total_seconds()) > MAX_CLOCK_SKEW_SECONDS:
+        if abs((self.server.now() - signed_at).total_seconds()) > MAX_CLOCK_SKEW_SECONDS:
             raise _auth_error("x-sdk-date expired: check this machine's clock")
         headers = {name: value for name in parsed.signed_headers if (value := self.headers.get(name)) is not None}
         query = signer.canonical_query(parse_qsl(raw_query, keep_blank_values=True))

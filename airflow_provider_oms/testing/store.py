@@ -479,6 +479,20 @@ class TaskStore:
         self._workers: set[threading.Thread] = set()
         #: Set by close(): cuts short the pausing hold of every run.
         self._closing = threading.Event()
+        self._applied_creates = 0
+        self._applied_starts = 0
+
+    @property
+    def applied_creates(self) -> int:
+        """How many create calls created a task."""
+        with self._lock:
+            return self._applied_creates
+
+    @property
+    def applied_starts(self) -> int:
+        """How many start calls started a task (refused starts do not count)."""
+        with self._lock:
+            return self._applied_starts
 
     def bucket_path(self, bucket: str) -> Path:
         """Return the folder of ``bucket`` (not created); raises ``ValueError`` for an invalid bucket name."""
@@ -515,6 +529,7 @@ class TaskStore:
             task = _Task(id=task_id, name=f"oms-task-{task_id}", spec=spec)
             self._tasks[task_id] = task
             self._begin_run(task, failed_only=False)
+            self._applied_creates += 1
         # The SDK's CreateTaskResponse reads ``task_name``; the API pages document ``name``.
         return {"id": task_id, "name": task.name, "task_name": task.name}
 
@@ -561,6 +576,7 @@ class TaskStore:
             # copying) there is nothing to narrow the run to: the whole task runs, and what was already copied is
             # skipped. Refusing the flag here would be a rule the service does not document.
             self._begin_run(task, failed_only=migrate_failed_object and task.failed_keys is not None)
+            self._applied_starts += 1
 
     def stop_task(self, task_id: int | str) -> None:
         """Pause a task: a waiting task is paused at once, a running one goes to pausing (7), then paused (3)."""
