@@ -522,3 +522,19 @@ def test_test_connection_explains_a_bad_setting(set_connection):
     ok, message = OMSHook("oms").test_connection()
     assert not ok
     assert "extra 'project_id' of connection 'oms' is required" in message
+
+
+def test_test_connection_explains_clock_skew(tmp_path, set_connection):
+    from airflow_provider_oms.testing import OMSEmulator
+
+    # The emulator's clock runs 30 minutes behind: this machine's clock is 30 minutes ahead of the server's.
+    with OMSEmulator(tmp_path / "data", clock_offset=-1800) as emulator:
+        conn = emulator.airflow_connection()
+        set_connection(
+            "skewed", conn_type="huaweicloud_oms", login=conn["login"], password=conn["password"], extra=conn["extra"]
+        )
+        ok, message = OMSHook("skewed").test_connection()
+    assert not ok
+    assert message.startswith("OMS refused the request's date")
+    assert "This machine's clock is 30m0" in message
+    assert "ahead of the server's" in message
