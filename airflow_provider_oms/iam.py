@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import requests
-
 from airflow_provider_oms.client import parse_error_body
 from airflow_provider_oms.exceptions import OMSApiError
 
@@ -65,6 +63,8 @@ def _expiry(body: Any) -> float:
 
 
 def _request_token(settings: IAMSettings) -> _Token:
+    import requests  # here, not at the top: DAG files import the hook that imports this module
+
     body = {
         "auth": {
             "identity": {

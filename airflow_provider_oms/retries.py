@@ -1,6 +1,8 @@
 """
 When an OMS call is worth another attempt, how long to wait, and when to give up; shared by sync and async.
 
+tenacity drives the attempts after the first; the first is made without it, as most calls need no other.
+
 Transient failures are retried with exponential backoff and jitter: connection errors and timeouts, 429
 (honouring ``Retry-After``) and 500/502/503/504. Other 4xx answers never are. Attempts and total time are
 bounded. A call that may have taken effect although its answer was lost (a timeout after sending, a reset,
@@ -9,22 +11,17 @@ a gateway timeout) is retried only when the caller says repeating it is safe.
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_before_delay,
-)
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_oms.exceptions import OMSApiError
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 #: HTTP statuses worth another attempt.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -71,29 +68,54 @@ class RetryPolicy:
             return False
         return repeat_is_safe or not error.may_have_applied
 
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
+    def _backoff(self, attempt: int, error: BaseException | None) -> float:
+        """Seconds to wait after failed attempt number ``attempt``."""
         if isinstance(error, OMSApiError) and error.retry_after is not None:
             return max(0.0, error.retry_after)
         # Exponential backoff with jitter, written out: tenacity renamed wait_exponential_jitter's arguments.
-        backoff = min(self.max_wait, self.base_wait * 2 ** (state.attempt_number - 1))
+        backoff = min(self.max_wait, self.base_wait * 2 ** (attempt - 1))
         return backoff + random.uniform(0, self.base_wait)  # noqa: S311 - jitter, not a secret
 
-    def _arguments(self, operation: str, repeat_is_safe: bool, log: logging.Logger | Any) -> dict[str, Any]:
+    def _first_failure(
+        self, error: Exception, *, started: float, operation: str, repeat_is_safe: bool, log: Any
+    ) -> float:
+        """After a failed first attempt: the wait before the second, or raise ``error`` if none is due."""
+        if self.max_attempts < 2 or not self.should_retry(error, repeat_is_safe=repeat_is_safe):
+            raise error
+        wait = self._backoff(1, error)
+        if time.monotonic() - started + wait >= self.max_seconds:
+            raise error
+        log.warning(
+            "OMS %s: attempt 1 of %d failed (%s); retrying in %.1f s",
+            operation,
+            self.max_attempts,
+            describe(error),
+            wait,
+        )
+        return wait
+
+    def _arguments(self, operation: str, repeat_is_safe: bool, log: Any, started: float) -> dict[str, Any]:
+        """Return the tenacity settings for attempts 2 and later (the first one, the hot path, goes without)."""
+        from tenacity import retry_if_exception, stop_after_attempt, stop_before_delay
+
+        def wait(state: RetryCallState) -> float:
+            return self._backoff(state.attempt_number + 1, state.outcome.exception() if state.outcome else None)
+
         def before_sleep(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             log.warning(
                 "OMS %s: attempt %d of %d failed (%s); retrying in %.1f s",
                 operation,
-                state.attempt_number,
+                state.attempt_number + 1,
                 self.max_attempts,
                 describe(error) if error else "?",
                 state.upcoming_sleep,
             )
 
         return {
-            "stop": stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_seconds),
-            "wait": self._wait,
+            "stop": stop_after_attempt(self.max_attempts - 1)
+            | stop_before_delay(max(0.0, self.max_seconds - (time.monotonic() - started))),
+            "wait": wait,
             "retry": retry_if_exception(lambda err: self.should_retry(err, repeat_is_safe=repeat_is_safe)),
             "before_sleep": before_sleep,
             "reraise": True,
@@ -101,10 +123,30 @@ class RetryPolicy:
 
     def call(self, function: Callable[[], Any], *, operation: str, repeat_is_safe: bool, log: Any) -> Any:
         """Call ``function`` until it succeeds, fails for good, or the attempts or time run out."""
-        return Retrying(**self._arguments(operation, repeat_is_safe, log))(function)
+        started = time.monotonic()
+        try:
+            return function()
+        except Exception as error:
+            wait = self._first_failure(
+                error, started=started, operation=operation, repeat_is_safe=repeat_is_safe, log=log
+            )
+        time.sleep(wait)
+        from tenacity import Retrying
+
+        return Retrying(**self._arguments(operation, repeat_is_safe, log, started))(function)
 
     async def acall(
         self, function: Callable[[], Awaitable[Any]], *, operation: str, repeat_is_safe: bool, log: Any
     ) -> Any:
         """Do as :meth:`call` does for a coroutine function, sleeping without blocking the event loop."""
-        return await AsyncRetrying(**self._arguments(operation, repeat_is_safe, log))(function)
+        started = time.monotonic()
+        try:
+            return await function()
+        except Exception as error:
+            wait = self._first_failure(
+                error, started=started, operation=operation, repeat_is_safe=repeat_is_safe, log=log
+            )
+        await asyncio.sleep(wait)
+        from tenacity import AsyncRetrying
+
+        return await AsyncRetrying(**self._arguments(operation, repeat_is_safe, log, started))(function)

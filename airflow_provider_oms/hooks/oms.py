@@ -11,10 +11,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
-from urllib3.exceptions import NewConnectionError
 
 from airflow_provider_oms.client import (
     MAX_RESPONSE_BYTES,
@@ -48,7 +46,11 @@ from airflow_provider_oms.validation import (
 )
 
 if TYPE_CHECKING:
+    import requests
     from airflow.sdk import Connection
+
+# requests is imported where it is used, not here: DAG files import this module through the operators, and
+# Airflow parses them again and again without making a single call.
 
 DEFAULT_TIMEOUT = 60.0
 AUTH_AKSK = "aksk"
@@ -69,6 +71,8 @@ STOPPED_STATUSES = frozenset({TaskStatus.PAUSING, TaskStatus.PAUSED})
 
 def _refused(error: requests.ConnectionError) -> bool:
     """Whether a connection error happened before the request was sent (the connect itself failed)."""
+    from urllib3.exceptions import NewConnectionError
+
     reason = getattr(error.args[0] if error.args else None, "reason", None)
     return isinstance(reason, NewConnectionError)
 
@@ -486,6 +490,8 @@ class OMSHook(BaseHook):
     @cached_property
     def session(self) -> requests.Session:
         """The HTTP session of this hook (keep-alive across calls)."""
+        import requests
+
         session = requests.Session()
         session.trust_env = False  # a proxy from the environment must not see signed requests by surprise
         return session
@@ -506,6 +512,8 @@ class OMSHook(BaseHook):
     # -- transport --------------------------------------------------------------------------------
 
     def _send(self, call: PreparedCall) -> Any:
+        import requests
+
         config = self.config
         try:
             response = self.session.request(

@@ -1,0 +1,276 @@
+"""
+`make bench`: measure the provider against the official SDK and the raw-HTTP floor, side by side, in one run.
+
+Runs every benchmark against the local OMS emulator on 127.0.0.1, prints a table and rewrites
+``BENCHMARKS.md`` at the repository root. Benchmarks report, they never assert; each runs in a process of
+its own (so that one's threads, imports and memory never weigh on another's numbers) and stops by itself.
+
+    python benchmarks/run.py            # the full run, about 5 to 10 minutes on 2 cores
+    python benchmarks/run.py --quick    # a smoke run with small sizes, about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import importlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from support import PYTHON, QUICK, REPO_ROOT, Section, Sizes, Table, Target, machine, versions
+
+#: Benchmark modules, in the order they run and appear.
+SECTIONS = {
+    "imports": "import_cost",
+    "per-call": "per_call",
+    "http-economy": "http_economy",
+    "trigger-scale": "trigger_scale",
+    "fan-out": "fan_out",
+}
+#: No benchmark may run longer than this; a stuck one is ended and reported as failed.
+SECTION_TIMEOUT = 900
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python benchmarks/run.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not results")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(SECTIONS), help="run only this benchmark (repeatable)"
+    )
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="the report to rewrite")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs of every process)")
+    for field in dataclasses.fields(Sizes):
+        if field.name != "quick":
+            kind = int if field.type == "int" else float
+            parser.add_argument(
+                f"--{field.name.replace('_', '-')}",
+                type=kind,
+                metavar=field.type.upper(),
+                help=f"default {getattr(Sizes(), field.name)}, with --quick {getattr(QUICK, field.name)}",
+            )
+    # Internal: run one benchmark in this process and write its result as JSON.
+    parser.add_argument("--section", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def _sizes(args: argparse.Namespace) -> Sizes:
+    sizes = QUICK if args.quick else Sizes()
+    overrides = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(Sizes)
+        if field.name != "quick" and getattr(args, field.name, None) is not None
+    }
+    return dataclasses.replace(sizes, **overrides)
+
+
+# -- one benchmark, in its own process -------------------------------------------------------------
+
+
+def _run_section(args: argparse.Namespace) -> int:
+    sizes = Sizes(**json.loads(args.sizes))
+    module = importlib.import_module(SECTIONS[args.section])
+    started = time.monotonic()
+    section: Section = module.run(sizes, args.scratch)
+    section.seconds = time.monotonic() - started
+    args.result.write_text(json.dumps(dataclasses.asdict(section)))
+    return 0
+
+
+def _load_section(data: dict[str, object]) -> Section:
+    section = Section(**data)  # type: ignore[arg-type]
+    section.tables = [Table(**table) for table in data["tables"]]  # type: ignore[attr-defined]
+    section.targets = [Target(**target) for target in data["targets"]]  # type: ignore[attr-defined]
+    return section
+
+
+def _spawn(name: str, sizes: Sizes, scratch: Path) -> Section:
+    result, log = scratch / f"{name}.json", scratch / f"{name}.log"
+    command = [
+        PYTHON,
+        str(Path(__file__).resolve()),
+        "--section",
+        name,
+        "--sizes",
+        json.dumps(dataclasses.asdict(sizes)),
+        "--result",
+        str(result),
+        "--scratch",
+        str(scratch),
+    ]
+    started = time.monotonic()
+    with log.open("w") as output:
+        try:
+            done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+                command, stdout=output, stderr=subprocess.STDOUT, timeout=SECTION_TIMEOUT, check=False
+            )
+            failure = f"exit code {done.returncode}" if done.returncode else ""
+        except subprocess.TimeoutExpired:
+            failure = f"stopped after {SECTION_TIMEOUT} s"
+    if not failure and result.exists():
+        return _load_section(json.loads(result.read_text()))
+    tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+    return Section(
+        title=f"{name} (failed)",
+        method=f"The benchmark failed ({failure or 'no result'}); the end of its output:",
+        notes=["```\n" + "\n".join(tail) + "\n```"],
+        seconds=time.monotonic() - started,
+    )
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+
+def _met(target: Target) -> str:
+    return "reported" if target.met is None else "yes" if target.met else "**no**"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def render_markdown(
+    sections: list[Section], sizes: Sizes, command: str, seconds: float, facts: dict[str, dict[str, str]]
+) -> str:
+    """Return the text of ``BENCHMARKS.md``."""
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python benchmarks/run.py`); run it again to refresh this file. Every comparison "
+        "below ran side by side in the same run, against the local OMS emulator on 127.0.0.1. The benchmarks "
+        "report and never assert; the test suite does not depend on them.",
+        "",
+    ]
+    if sizes.quick:
+        lines += [
+            "> **Quick run** (`--quick`): small sizes, a smoke test of the benchmarks. These are not results.",
+            "",
+        ]
+    lines += ["## Machine", ""]
+    lines += _markdown_table(["", ""], [[key, value] for key, value in facts["machine"].items()])
+    lines += ["## Versions", ""]
+    lines += _markdown_table(["", ""], [[key, value] for key, value in facts["versions"].items()])
+    lines += [
+        "## Command",
+        "",
+        f"`{command}` on {when}, {seconds / 60:.1f} minutes in all. Sizes: "
+        + ", ".join(f"{field.name}={getattr(sizes, field.name)}" for field in dataclasses.fields(Sizes)),
+        "",
+        "## Targets",
+        "",
+    ]
+    lines += _markdown_table(
+        ["benchmark", "target", "measured", "goal", "met"],
+        [[s.title, t.name, t.measured, t.goal, _met(t)] for s in sections for t in s.targets],
+    )
+    missed = [(s, t) for s in sections for t in s.targets if t.met is False]
+    if missed:
+        lines += ["### Where a target is missed, by how much and why", ""]
+        lines += [f"- **{t.name}** ({s.title}): {t.measured}, goal {t.goal}. {t.why}" for s, t in missed]
+        lines += [""]
+    for section in sections:
+        lines += [f"## {section.title}", "", section.method, ""]
+        for table in section.tables:
+            if table.title:
+                lines += [f"**{table.title}**", ""]
+            lines += _markdown_table(table.headers, table.rows)
+        for target in section.targets:
+            if target.why and target.met is not False:
+                lines += [f"- {target.name}: {target.why}"]
+        lines += [f"- {note}" if not note.startswith("```") else note for note in section.notes]
+        lines += [f"- This benchmark took {section.seconds:.0f} s.", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _text_table(headers: list[str], rows: list[list[str]], width: int = 60) -> list[str]:
+    """Align a table for the terminal, wrapping cells wider than ``width`` onto more lines."""
+    wrapped = [[textwrap.wrap(str(cell), width) or [""] for cell in row] for row in [headers, *rows]]
+    widths = [max(len(line) for row in wrapped for line in row[i]) for i in range(len(headers))]
+    lines = []
+    for number, row in enumerate(wrapped):
+        for depth in range(max(len(cell) for cell in row)):
+            parts = [(cell[depth] if depth < len(cell) else "").ljust(w) for cell, w in zip(row, widths, strict=True)]
+            lines.append("  ".join(parts).rstrip())
+        if number == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def render_text(sections: list[Section]) -> str:
+    """Return the report for the terminal."""
+    lines: list[str] = []
+    for section in sections:
+        lines += ["", f"== {section.title} ({section.seconds:.0f} s)"]
+        for table in section.tables:
+            if table.title:
+                lines += ["", table.title]
+            lines += _text_table(table.headers, table.rows)
+        lines += [note for note in section.notes if not note.startswith("```")]
+        if section.notes and section.notes[-1].startswith("```"):
+            lines += [section.notes[-1]]
+    lines += ["", "== Targets"]
+    lines += _text_table(
+        ["target", "measured", "goal", "met"],
+        [[t.name, t.measured, t.goal, _met(t).strip("*")] for s in sections for t in s.targets],
+    )
+    return "\n".join(lines)
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks, print the report and rewrite BENCHMARKS.md."""
+    args = _parse_args(argv)
+    if args.section:
+        return _run_section(args)
+    sizes = _sizes(args)
+    names = [name for name in SECTIONS if not args.only or name in args.only]
+    command = shlex.join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
+    facts = {"machine": machine(), "versions": versions()}
+    started = time.monotonic()
+    sections = []
+    scratch = Path(tempfile.mkdtemp(prefix="oms-bench-"))
+    try:
+        # Importing the official SDK writes ~/.huaweicloud/application_id, and Airflow creates ~/airflow:
+        # both go to this temporary folder. Every process of the run talks to 127.0.0.1 only.
+        os.environ["HOME"] = str(scratch / "home")
+        os.environ["AIRFLOW_HOME"] = str(scratch / "airflow-home")
+        os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+        for number, name in enumerate(names, 1):
+            print(f"[{number}/{len(names)}] {name} ...", end=" ", flush=True)
+            section = _spawn(name, sizes, scratch)
+            print(f"{section.seconds:.0f} s" + (" FAILED" if section.title.endswith("(failed)") else ""), flush=True)
+            sections.append(section)
+    finally:
+        if args.keep:
+            print(f"Logs and scratch files kept in {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    seconds = time.monotonic() - started
+    print(render_text(sections))
+    args.output.write_text(render_markdown(sections, sizes, command, seconds, facts))
+    print(f"\nWrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
