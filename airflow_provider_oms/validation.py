@@ -158,4 +158,20 @@ def check_bandwidth_policy(policies: object) -> list[dict[str, Any]]:
                 f"{high}, got {speed!r}"
             )
         windows.append({"start": window["start"], "end": window["end"], "max_bandwidth": speed})
+    taken: dict[int, int] = {}
+    for number, window in enumerate(windows, 1):
+        for minute in _minutes(window["start"], window["end"]):
+            if minute in taken:
+                raise OMSValidationError(
+                    f"bandwidth_policy window {number} overlaps window {taken[minute]} (at {minute // 60:02d}:"
+                    f"{minute % 60:02d}); windows must not overlap"
+                )
+            taken[minute] = number
     return windows
+
+
+def _minutes(start: str, end: str) -> list[int]:
+    """Return the minutes of the day a window covers; it may run past midnight."""
+    first = int(start[:2]) * 60 + int(start[3:])
+    last = int(end[:2]) * 60 + int(end[3:])
+    return [(first + step) % 1440 for step in range((last - first) % 1440)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from airflow_provider_oms.constants import (
     ENDPOINT_TEMPLATE,
     ERROR_TASK_ALREADY_STARTED,
     ERROR_TASK_NOT_IN_PROGRESS,
+    GROUP_STATUS_NAMES,
     KNOWN_REGIONS,
     START_TASK_BODY_LIMITS,
     TOKEN_MAX_LENGTH,
@@ -65,6 +66,23 @@ _LOOPBACK_NAMES = {"localhost"}
 
 #: After a start whose answer was lost, a task in these statuses was started by it.
 STARTED_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRYING})
+#: After a group start or retry whose answer was lost, a group in these statuses was started by it.
+GROUP_STARTED_STATUSES = frozenset({0, 1, 2})
+#: After a group stop whose answer was lost, a group in these statuses was stopped by it.
+GROUP_STOPPED_STATUSES = frozenset({3, 7})
+#: The fields of StartTaskGroupReq / RetryTaskGroupReq: temporary-credential tokens are not among them.
+GROUP_START_FIELDS = frozenset(
+    {
+        "src_ak",
+        "src_sk",
+        "json_auth_file",
+        "connection_string",
+        "dst_ak",
+        "dst_sk",
+        "source_cdn_authentication_key",
+        "migrate_failed_object",
+    }
+)
 #: After a stop whose answer was lost, a task in these statuses was stopped by it.
 STOPPED_STATUSES = frozenset({TaskStatus.PAUSING, TaskStatus.PAUSED})
 
@@ -598,6 +616,48 @@ class OMSHook(BaseHook):
 
     def _change_state(
         self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        read_status: Callable[[], Any],
+        status_label: Callable[[Any], str],
+        done_statuses: frozenset[int],
+        wrong_state_codes: frozenset[str],
+        json_body: Any = None,
+    ) -> None:
+        """
+        Start, stop or retry a task or group, safe against lost answers.
+
+        An attempt whose answer was lost may have taken effect; the next one is then refused as being in the
+        wrong state. In that case the object is read back (``read_status``): if it is where the call would have
+        put it, the call counts as done. A start is thus never sent again once one is known to have worked.
+        """
+        maybe_applied = False
+
+        def attempt() -> None:
+            nonlocal maybe_applied
+            try:
+                self._request(method, path, json_body=json_body, operation=operation)
+            except OMSApiError as err:
+                if err.may_have_applied:
+                    maybe_applied = True
+                elif maybe_applied and err.error_code in wrong_state_codes:
+                    status = read_status()
+                    if status in done_statuses:
+                        self.log.info(
+                            "OMS %s: an earlier attempt's answer was lost, and the %s is now %s: counted as done",
+                            operation,
+                            "group" if " group " in operation else "task",
+                            status_label(status),
+                        )
+                        return
+                raise
+
+        self.config.retry_policy.call(attempt, operation=operation, repeat_is_safe=True, log=self.log)
+
+    def _change_task_state(
+        self,
         task_id: str,
         action: str,
         *,
@@ -605,37 +665,16 @@ class OMSHook(BaseHook):
         wrong_state_codes: frozenset[str],
         json_body: Any = None,
     ) -> None:
-        """
-        Start or stop a task, safe against lost answers.
-
-        An attempt whose answer was lost may have taken effect; the next one is then refused as being in the
-        wrong state. In that case the task is read back: if it is where the call would have put it, the call
-        counts as done. A start is thus never sent again once one is known to have worked.
-        """
-        maybe_applied = False
-        operation = f"{action} task {task_id}"
-        builder = self.request_builder
-        path = builder.path(f"/tasks/{{task_id}}/{action}", task_id=task_id)
-
-        def attempt() -> None:
-            nonlocal maybe_applied
-            try:
-                self._request("POST", path, json_body=json_body, operation=operation)
-            except OMSApiError as err:
-                if err.may_have_applied:
-                    maybe_applied = True
-                elif maybe_applied and err.error_code in wrong_state_codes:
-                    status = self.get_task(task_id).get("status")
-                    if status in done_statuses:
-                        self.log.info(
-                            "OMS %s: an earlier attempt's answer was lost, and the task is now %s: counted as done",
-                            operation,
-                            status_name(status),
-                        )
-                        return
-                raise
-
-        self.config.retry_policy.call(attempt, operation=operation, repeat_is_safe=True, log=self.log)
+        self._change_state(
+            "POST",
+            self.request_builder.path(f"/tasks/{{task_id}}/{action}", task_id=task_id),
+            f"{action} task {task_id}",
+            read_status=lambda: self.get_task(task_id).get("status"),
+            status_label=status_name,
+            done_statuses=done_statuses,
+            wrong_state_codes=wrong_state_codes,
+            json_body=json_body,
+        )
 
     # -- OMS operations ---------------------------------------------------------------------------
 
@@ -700,7 +739,7 @@ class OMSHook(BaseHook):
         """
         task_id = check_path_value("migration_task_id", migration_task_id, "task_id")
         check_start_task_body(body)
-        self._change_state(
+        self._change_task_state(
             task_id,
             "start",
             done_statuses=STARTED_STATUSES,
@@ -715,7 +754,7 @@ class OMSHook(BaseHook):
         :param migration_task_id: the OMS task id.
         """
         task_id = check_path_value("migration_task_id", migration_task_id, "task_id")
-        self._change_state(
+        self._change_task_state(
             task_id,
             "stop",
             done_statuses=STOPPED_STATUSES,
@@ -776,13 +815,19 @@ class OMSHook(BaseHook):
 
     def _group_action(self, group_id: str, action: str, body: Mapping[str, Any] | None = None) -> None:
         group = check_path_value("group_id", group_id, "task_id")
-        json_body = dict(body) if body is not None else None
-        self._call(
+        if action == "stop":
+            done, wrong = GROUP_STOPPED_STATUSES, frozenset({ERROR_TASK_NOT_IN_PROGRESS})
+        else:
+            done, wrong = GROUP_STARTED_STATUSES, frozenset({ERROR_TASK_ALREADY_STARTED})
+        self._change_state(
             "PUT",
-            f"/taskgroups/{{group_id}}/{action}",
+            self.request_builder.path(f"/taskgroups/{{group_id}}/{action}", group_id=group),
             f"{action} task group {group}",
-            json_body=json_body,
-            group_id=group,
+            read_status=lambda: self.get_task_group(group).get("status"),
+            status_label=lambda status: GROUP_STATUS_NAMES.get(status, str(status)),
+            done_statuses=done,
+            wrong_state_codes=wrong,
+            json_body=None if body is None else {k: v for k, v in body.items() if k in GROUP_START_FIELDS},
         )
 
     def start_task_group(self, group_id: str, body: Mapping[str, Any]) -> None:

@@ -18,6 +18,8 @@ from airflow.sdk import BaseOperator
 from airflow_provider_oms.constants import (
     ERROR_NOT_FOUND,
     ERROR_TASK_NOT_IN_PROGRESS,
+    GROUP_PAUSED,
+    GROUP_PAUSING,
     TaskStatus,
 )
 from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
@@ -339,8 +341,17 @@ class StopMigrationTaskGroupOperator(_GroupOperator):
     """
 
     def execute(self, context: Context) -> None:
-        """Stop the group."""
-        self.hook.stop_task_group(self._group())
+        """Stop the group; a group that is already paused (or pausing) is left as it is."""
+        group = self._group()
+        try:
+            self.hook.stop_task_group(group)
+        except OMSApiError as err:
+            status = (
+                self.hook.get_task_group(group).get("status") if err.error_code == ERROR_TASK_NOT_IN_PROGRESS else None
+            )
+            if status not in (GROUP_PAUSED, GROUP_PAUSING):
+                raise
+            self.log.info("OMS task group %s is already paused", group)
 
 
 class _SyncOperator(_OMSOperator):

@@ -12,6 +12,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow_provider_oms.constants import (
     GROUP_COMPLETED,
     GROUP_FAILED_STATUSES,
+    GROUP_PAUSED,
     GROUP_STATUS_NAMES,
     TaskStatus,
     status_name,
@@ -171,6 +172,10 @@ class MigrationTaskGroupSensor(BaseSensorOperator):
             group.get("total_task_num"),
             group.get("failed_task_num"),
         )
+        if status == GROUP_PAUSED:
+            raise OMSMigrationError(
+                f"OMS task group {group_id} is paused and will not complete by itself", task=summary
+            )
         if status in GROUP_FAILED_STATUSES:
             reason = group.get("error_reason") or {}
             why = " ".join(str(part) for part in (reason.get("error_code"), reason.get("error_msg")) if part)

@@ -20,9 +20,16 @@ if TYPE_CHECKING:
 EMULATOR_AK = "EMULATORAK0000000001"
 EMULATOR_SK = "EMULATORSK000000000000000000000000000001"
 EMULATOR_PROJECT_ID = "0123456789abcdef0123456789abcdef"
+#: The emulator's default IAM user, which can get a token from its ``POST /v3/auth/tokens``: fake values too.
+EMULATOR_IAM_DOMAIN = "emulator-domain"
+EMULATOR_IAM_USER = "emulator-user"
+EMULATOR_IAM_PASSWORD = "Emulator-Password-0001"  # noqa: S105 - a fake password, accepted by the emulator only
 
 __all__ = [
     "EMULATOR_AK",
+    "EMULATOR_IAM_DOMAIN",
+    "EMULATOR_IAM_PASSWORD",
+    "EMULATOR_IAM_USER",
     "EMULATOR_PROJECT_ID",
     "EMULATOR_SK",
     "OMSEmulator",

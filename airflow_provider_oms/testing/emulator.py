@@ -15,24 +15,39 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_PROJECT_ID, EMULATOR_SK
+from airflow_provider_oms.testing import (
+    EMULATOR_AK,
+    EMULATOR_IAM_DOMAIN,
+    EMULATOR_IAM_PASSWORD,
+    EMULATOR_IAM_USER,
+    EMULATOR_PROJECT_ID,
+    EMULATOR_SK,
+)
+from airflow_provider_oms.testing.groups import TaskGroupStore
 from airflow_provider_oms.testing.server import FaultInjector, OMSHTTPServer, RequestRecord
 from airflow_provider_oms.testing.store import TaskStore
+from airflow_provider_oms.testing.sync import DEFAULT_SYNC_INTERVAL, SyncTaskStore
+from airflow_provider_oms.testing.tokens import DEFAULT_TOKEN_TTL, TokenIssuer
 
 #: How often the HTTP thread checks for a shutdown; also the longest stop() waits for it.
 _POLL_INTERVAL = 0.05
+AUTH_AKSK = "aksk"
+AUTH_TOKEN = "token"  # noqa: S105 - the name of an auth type
 
 
 class OMSEmulator:
     """
     A local OMS v2 API over real HTTP, migrating between folders: bucket ``B`` is the folder ``data_dir/B``.
 
-    Requests are authenticated like on Huawei Cloud (SDK-HMAC-SHA256 signatures, checked against the given
-    AK/SK pairs). Tasks run in background threads and really copy files, so a DAG can be tested end to end.
+    Requests are authenticated like on Huawei Cloud: SDK-HMAC-SHA256 signatures, checked against the given
+    AK/SK pairs, or IAM tokens (``X-Auth-Token``) that the emulator's own IAM endpoint, ``POST /v3/auth/tokens``,
+    issues to its IAM users. Tasks run in background threads and really copy files, so a DAG can be tested end
+    to end; so do the tasks of task groups (one per prefix) and sync tasks (which copy what is new or changed).
     Faults of a gateway or a network can be injected into the next requests (:meth:`inject_fault`), and the
     starts and creates that took effect are counted (:attr:`applied_starts`, :attr:`applied_creates`), to
     test that a client neither loses nor repeats a call.
@@ -53,7 +68,11 @@ class OMSEmulator:
     :param extra_credentials: more accepted AK/SK pairs, ``{access_key: secret_key}``.
     :param clock_offset: seconds added to this machine's clock for the emulator's ``Date`` header and its check
         of ``X-Sdk-Date`` (refused when more than 15 minutes off), to test a client whose clock is off by
-        ``-clock_offset``. Task times keep this machine's clock.
+        ``-clock_offset``; tokens expire by that clock too. Task times keep this machine's clock.
+    :param iam_users: the IAM users that can get a token, ``{(domain name, user name): password}``; default
+        one user, :data:`EMULATOR_IAM_USER` of :data:`EMULATOR_IAM_DOMAIN` with :data:`EMULATOR_IAM_PASSWORD`.
+    :param token_ttl: seconds an IAM token is valid (IAM's: 24 hours).
+    :param sync_interval: seconds between two passes of a synchronizing sync task over its source bucket.
     """
 
     def __init__(
@@ -73,6 +92,9 @@ class OMSEmulator:
         extra_credentials: Mapping[str, str] | None = None,
         pausing_delay: float | None = None,
         clock_offset: float = 0.0,
+        iam_users: Mapping[tuple[str, str], str] | None = None,
+        token_ttl: float = DEFAULT_TOKEN_TTL,
+        sync_interval: float = DEFAULT_SYNC_INTERVAL,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -90,6 +112,12 @@ class OMSEmulator:
             bytes_per_second=bytes_per_second,
             pausing_delay=pausing_delay,
         )
+        self._groups = TaskGroupStore(self._store)
+        self._sync_tasks = SyncTaskStore(self.data_dir, interval=sync_interval)
+        self._iam_users = dict(
+            {(EMULATOR_IAM_DOMAIN, EMULATOR_IAM_USER): EMULATOR_IAM_PASSWORD} if iam_users is None else iam_users
+        )
+        self._tokens = TokenIssuer(self._iam_users, project_id=project_id, ttl=token_ttl, clock=self._now)
         for pattern in fail_patterns:
             self.add_fail_rule(pattern, times=fail_times)
         self._server: OMSHTTPServer | None = None
@@ -122,6 +150,9 @@ class OMSEmulator:
             project_id=self.project_id,
             faults=self._faults,
             clock_offset=self._clock_offset,
+            groups=self._groups,
+            sync_tasks=self._sync_tasks,
+            tokens=self._tokens,
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -140,6 +171,7 @@ class OMSEmulator:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+        self._sync_tasks.close()
         self._store.close()
 
     @property
@@ -275,18 +307,114 @@ class OMSEmulator:
         """Pause a task as the stop-task API does, without a signed request."""
         self._store.stop_task(task_id)
 
-    def airflow_connection(self, conn_type: str = "huaweicloud_oms") -> dict[str, Any]:
-        """Return an Airflow connection (as a dict) that points at this emulator."""
-        return {
-            "conn_type": conn_type,
-            "login": self._access_key,
-            "password": self._secret_key,
-            "extra": {"project_id": self.project_id, "endpoint": self.url},
-        }
+    @property
+    def applied_group_creates(self) -> int:
+        """How many create calls created a task group."""
+        return self._groups.applied_creates
 
-    def airflow_connection_uri_env(self) -> str:
+    def get_task_group(self, group_id: str) -> dict[str, Any]:
+        """
+        Return a task group as the show-task-group API does: status, task and object counts, error_reason.
+
+        :raises OMSEmulatorError: (``OMS.1009``) if there is no such group.
+        """
+        return self._groups.get(group_id)
+
+    def wait_for_group_status(self, group_id: str, statuses: Iterable[int], timeout: float = 10.0) -> dict[str, Any]:
+        """
+        Wait until a task group has one of ``statuses``.
+
+        The statuses a group of the emulator takes: 0 waiting, 1 executing, 3 paused, 5 migration failed,
+        6 completed, 7 pausing.
+
+        :return: the group, as the show-task-group API returns it.
+        :raises TimeoutError: if it does not within ``timeout`` seconds.
+        """
+        return self._groups.wait_for_status(group_id, statuses, timeout)
+
+    def create_sync_task(
+        self,
+        src_bucket: str,
+        dst_bucket: str,
+        *,
+        src_region: str = "cn-north-4",
+        dst_region: str = "cn-north-4",
+        src_cloud_type: str = "HuaweiCloud",
+        description: str = "",
+    ) -> str:
+        """
+        Create a sync task as the create-sync-task API does, without a signed request; it starts synchronizing.
+
+        :return: its ``sync_task_id``.
+        """
+        # The API needs keys in the body; the emulator checks their shape only.
+        keys = {"src_ak": "emulator", "src_sk": "emulator", "dst_ak": "emulator", "dst_sk": "emulator"}
+        body = {
+            **keys,
+            "src_bucket": src_bucket,
+            "dst_bucket": dst_bucket,
+            "src_region": src_region,
+            "dst_region": dst_region,
+            "src_cloud_type": src_cloud_type,
+            "description": description,
+        }
+        return self._sync_tasks.create(body)["sync_task_id"]
+
+    def get_sync_task(self, sync_task_id: str) -> dict[str, Any]:
+        """
+        Return a sync task as the show-sync-task API does.
+
+        :raises OMSEmulatorError: (``OMS.1009``) if there is no such sync task.
+        """
+        return self._sync_tasks.get(sync_task_id)
+
+    def wait_for_sync_pass(self, sync_task_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """
+        Wait until a sync task has gone over its whole source bucket once, in a pass that began after this call.
+
+        What was in the source before the call is then in the destination.
+
+        :return: the sync task, as the show-sync-task API returns it.
+        :raises TimeoutError: if no such pass ends within ``timeout`` seconds (a stopped task makes none).
+        """
+        return self._sync_tasks.wait_for_pass(sync_task_id, timeout)
+
+    @property
+    def tokens_issued(self) -> int:
+        """How many IAM tokens the emulator's ``POST /v3/auth/tokens`` issued."""
+        return self._tokens.issued
+
+    def revoke_tokens(self) -> None:
+        """Make every IAM token issued so far invalid: requests with one get HTTP 401 ``APIGW.0301``."""
+        self._tokens.revoke_all()
+
+    def airflow_connection(self, conn_type: str = "huaweicloud_oms", *, auth: str = AUTH_AKSK) -> dict[str, Any]:
+        """
+        Return an Airflow connection (as a dict) that points at this emulator.
+
+        :param conn_type: the connection type.
+        :param auth: ``"aksk"``: the AK/SK in login and password; ``"token"``: the first IAM user's name and
+            password in login and password, with extras ``auth_type: token``, ``domain`` and ``iam_endpoint``
+            (this emulator). Such a connection holds no AK/SK for the destination: start-like calls need a
+            ``destination_conn_id``.
+        """
+        extra: dict[str, Any] = {"project_id": self.project_id, "endpoint": self.url}
+        if auth == AUTH_AKSK:
+            return {"conn_type": conn_type, "login": self._access_key, "password": self._secret_key, "extra": extra}
+        if auth != AUTH_TOKEN:
+            raise ValueError(f"auth must be {AUTH_AKSK!r} or {AUTH_TOKEN!r}, got {auth!r}")
+        if not self._iam_users:
+            raise ValueError("this emulator has no IAM user (iam_users is empty)")
+        (domain, user), password = next(iter(self._iam_users.items()))
+        extra.update(auth_type=AUTH_TOKEN, domain=domain, iam_endpoint=self.url)
+        return {"conn_type": conn_type, "login": user, "password": password, "extra": extra}
+
+    def airflow_connection_uri_env(self, *, auth: str = AUTH_AKSK) -> str:
         """Return :meth:`airflow_connection` as JSON, the value of an ``AIRFLOW_CONN_<ID>`` variable."""
-        return json.dumps(self.airflow_connection())
+        return json.dumps(self.airflow_connection(auth=auth))
+
+    def _now(self) -> datetime:
+        return datetime.now(timezone.utc) + timedelta(seconds=self._clock_offset)
 
     def _started_server(self) -> OMSHTTPServer:
         if self._server is None:
@@ -329,6 +457,20 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--bytes-per-second", type=float, metavar="N", help="migration speed limit, in bytes per second"
     )
     parser.add_argument(
+        "--token-ttl",
+        type=float,
+        default=DEFAULT_TOKEN_TTL,
+        metavar="SECONDS",
+        help="how long an IAM token from POST /v3/auth/tokens stays valid (default %(default)s)",
+    )
+    parser.add_argument(
+        "--sync-interval",
+        type=float,
+        default=DEFAULT_SYNC_INTERVAL,
+        metavar="SECONDS",
+        help="seconds between two passes of a synchronizing sync task over its source (default %(default)s)",
+    )
+    parser.add_argument(
         "--pausing-delay",
         type=float,
         metavar="SECONDS",
@@ -341,6 +483,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--fail-times needs --fail-pattern and must be at least 1")
     if min(args.task_start_delay, args.object_delay, args.pausing_delay or 0.0) < 0:
         parser.error("delays must not be negative")
+    if args.token_ttl <= 0 or args.sync_interval <= 0:
+        parser.error("--token-ttl and --sync-interval must be more than 0")
     return args
 
 
@@ -370,6 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pausing_delay=args.pausing_delay,
         fail_patterns=args.fail_pattern,
         fail_times=args.fail_times,
+        token_ttl=args.token_ttl,
+        sync_interval=args.sync_interval,
     )
     try:
         emulator.start()

@@ -4,7 +4,9 @@ HTTP layer of the local OMS emulator: routing, signature checks, JSON bodies and
 The state lives in :mod:`airflow_provider_oms.testing.store`; this module maps HTTP requests onto it, and
 authenticates each of them first, as Huawei Cloud's API gateway does before OMS sees a request. It is also
 where faults are injected (:class:`FaultInjector`): what a gateway or a network can do to a request and its
-answer, which the task store never sees. Nothing here logs a header or a body: they carry credentials.
+answer, which the task store never sees. It also serves IAM's token endpoint (``POST /v3/auth/tokens``), and
+accepts an IAM token (``X-Auth-Token``) in place of a signature. Nothing here logs a header or a body: they
+carry credentials.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from urllib.parse import parse_qsl, unquote
 
 from airflow_provider_oms import signer
 from airflow_provider_oms.constants import ERROR_AUTH, ERROR_THROTTLED, MAX_CLOCK_SKEW_SECONDS
+from airflow_provider_oms.testing.groups import TaskGroupStore
 from airflow_provider_oms.testing.store import (
     ERROR_EMULATOR,
     LIST_LIMIT_DEFAULT,
@@ -38,6 +41,8 @@ from airflow_provider_oms.testing.store import (
     TaskStore,
     invalid_parameter,
 )
+from airflow_provider_oms.testing.sync import SyncTaskStore
+from airflow_provider_oms.testing.tokens import AUTH_TOKEN_HEADER, SUBJECT_TOKEN_HEADER, TOKEN_PATH, TokenIssuer
 
 logger = logging.getLogger("airflow_provider_oms.emulator")
 
@@ -61,6 +66,10 @@ _FAULTS_AFTER = frozenset({"truncated_json", "reset_after", "delay"})
 FAULT_KINDS = _FAULTS_INSTEAD | _FAULTS_AFTER
 #: What a closed answer is recorded with in :class:`RequestRecord`.
 NO_ANSWER = 0
+
+#: An answer: HTTP status, JSON payload (``None``: empty body) and extra headers.
+Answer = tuple[int, Any, Mapping[str, str]]
+_NO_HEADERS: Mapping[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -220,6 +229,13 @@ def _int_param(params: Mapping[str, str], name: str) -> int | None:
         raise invalid_parameter(name, "must be an integer") from None
 
 
+def _paging(params: Mapping[str, str]) -> dict[str, int]:
+    """Return the ``limit`` and ``offset`` of a list request, with the API's defaults."""
+    limit = _int_param(params, "limit")
+    offset = _int_param(params, "offset")
+    return {"limit": LIST_LIMIT_DEFAULT if limit is None else limit, "offset": 0 if offset is None else offset}
+
+
 class OMSHTTPServer(ThreadingHTTPServer):
     """
     The emulator's HTTP server: one thread per connection, keep-alive, every request authenticated.
@@ -228,6 +244,9 @@ class OMSHTTPServer(ThreadingHTTPServer):
     :param store: the tasks the API works on.
     :param credentials: the accepted AK/SK pairs, ``{access_key: secret_key}``.
     :param project_id: the only project whose API exists.
+    :param groups: the task groups; default: new ones, on ``store``.
+    :param sync_tasks: the sync tasks; default: new ones, in ``store``'s data directory.
+    :param tokens: the IAM users and their tokens; default: no user (no token can be had).
     :param faults: the faults to inject into requests; default none.
     :param clock_offset: seconds added to this machine's clock for the ``Date`` header and the check of the
         request date, as if the server's clock (or, seen from the server, the client's) were off.
@@ -246,8 +265,14 @@ class OMSHTTPServer(ThreadingHTTPServer):
         project_id: str,
         faults: FaultInjector | None = None,
         clock_offset: float = 0.0,
+        groups: TaskGroupStore | None = None,
+        sync_tasks: SyncTaskStore | None = None,
+        tokens: TokenIssuer | None = None,
     ) -> None:
         self.store = store
+        self.groups = groups if groups is not None else TaskGroupStore(store)
+        self.sync_tasks = sync_tasks if sync_tasks is not None else SyncTaskStore(store.data_dir)
+        self.tokens = tokens if tokens is not None else TokenIssuer({}, project_id=project_id, clock=self.now)
         self.credentials = dict(credentials)
         self.project_id = project_id
         self.faults = faults if faults is not None else FaultInjector()
@@ -373,17 +398,17 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
         else:
             self._answer_after(fault, *self._answer(body))
 
-    def _answer(self, body: bytes) -> tuple[int, Any]:
-        """Process a request; return the status and JSON payload of its answer."""
+    def _answer(self, body: bytes) -> Answer:
+        """Process a request; return the status, JSON payload and extra headers of its answer."""
         try:
             return self._process(body)
         except OMSEmulatorError as err:
-            return err.status, err.to_json()
+            return err.status, err.to_json(), _NO_HEADERS
         except Exception:
             logger.exception("OMS emulator: error while answering %s %s", self.command, self._path())
             # Whatever the request left unread must never be taken for the next request.
             self.close_connection = True
-            return 500, {"error_code": ERROR_EMULATOR, "error_msg": "Internal emulator error."}
+            return 500, {"error_code": ERROR_EMULATOR, "error_msg": "Internal emulator error."}, _NO_HEADERS
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
@@ -409,9 +434,9 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
     def _path(self) -> str:
         return self.path.partition("?")[0]
 
-    def _respond(self, status: int, payload: Any) -> None:
+    def _respond(self, status: int, payload: Any, headers: Mapping[str, str] = _NO_HEADERS) -> None:
         self._record(status, payload)
-        self._write(status, b"" if payload is None else _encode(payload))
+        self._write(status, b"" if payload is None else _encode(payload), headers=headers)
 
     def _record(self, status: int, payload: Any, fault: Fault | None = None) -> None:
         error_code = payload.get("error_code") if status >= 400 and isinstance(payload, dict) else None
@@ -475,7 +500,7 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
         self._record(status, payload, fault)
         self._write(status, _encode(payload), headers=headers)
 
-    def _answer_after(self, fault: Fault, status: int, payload: Any) -> None:
+    def _answer_after(self, fault: Fault, status: int, payload: Any, headers: Mapping[str, str]) -> None:
         """Answer a request that was processed, spoiled or held back by a fault."""
         if fault.kind == "reset_after":
             self._record(NO_ANSWER, None, fault)
@@ -484,11 +509,11 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
         self._record(status, payload, fault)
         if fault.kind == "truncated_json":
             data = b"{}" if payload is None else _encode(payload)
-            self._write(status, data[: len(data) // 2])
+            self._write(status, data[: len(data) // 2], headers=headers)
             return
         # A "delay": the server's shutdown cuts the wait short, as it ends the connection anyway.
         self.server.closing.wait(fault.delay)
-        self._write(status, b"" if payload is None else _encode(payload))
+        self._write(status, b"" if payload is None else _encode(payload), headers=headers)
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -517,19 +542,32 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
             raise OMSEmulatorError(400, ERROR_BAD_REQUEST, "The request body is shorter than its Content-Length.")
         return body
 
-    def _process(self, body: bytes) -> tuple[int, Any]:
+    def _process(self, body: bytes) -> Answer:
         raw_path, _, raw_query = self.path.partition("?")
+        if raw_path == TOKEN_PATH and self.command == "POST":
+            # IAM's endpoint: the password in the body is the authentication.
+            try:
+                request = json.loads(body)
+            except ValueError:
+                request = None  # refused by issue(), in IAM's error format rather than OMS's
+            issued, answer = self.server.tokens.issue(request)
+            return 201, answer, {SUBJECT_TOKEN_HEADER: issued}
         if not raw_path.startswith(_API_PREFIX):
             raise _no_such_api()
-        self._authenticate(raw_path, raw_query, body)
         project_id, *parts = (unquote(segment) for segment in raw_path[len(_API_PREFIX) :].split("/"))
+        token = self.headers.get(AUTH_TOKEN_HEADER)
+        if token is not None:
+            self.server.tokens.check(token.strip(), project_id)
+        else:
+            self._authenticate(raw_path, raw_query, body)
         # A project that is not the AK's is an authentication failure, as for a token of another project.
         if project_id != self.server.project_id:
             raise _auth_error("the project in the path is not the project of the access key")
         header_project = self.headers.get(signer.HEADER_PROJECT_ID)
         if header_project is not None and header_project.strip() != project_id:
             raise _auth_error(f"the {signer.HEADER_PROJECT_ID} header does not match the project in the path")
-        return self._route(parts, raw_query, body)
+        status, payload = self._route(parts, raw_query, body)
+        return status, payload, _NO_HEADERS
 
     def _authenticate(self, raw_path: str, raw_query: str, body: bytes) -> None:
         """Verify the SDK-HMAC-SHA256 signature of the request as it arrived; never say what was expected."""
@@ -562,15 +600,12 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
             raise _auth_error("verify aksk signature fail")
 
     def _route(self, parts: list[str], raw_query: str, body: bytes) -> tuple[int, Any]:
-        store = self.server.store
+        store, groups, sync_tasks = self.server.store, self.server.groups, self.server.sync_tasks
+        params = dict(parse_qsl(raw_query, keep_blank_values=True))
         match (self.command, parts):
             case ("GET", ["tasks"]):
-                params = dict(parse_qsl(raw_query, keep_blank_values=True))
-                limit = _int_param(params, "limit")
-                offset = _int_param(params, "offset")
                 return 200, store.list_tasks(
-                    limit=LIST_LIMIT_DEFAULT if limit is None else limit,
-                    offset=0 if offset is None else offset,
+                    **_paging(params),
                     status=_int_param(params, "status"),
                     task_name=params.get("task_name"),
                     group_id=params.get("group_id"),
@@ -587,5 +622,43 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
                 return 200, None
             case ("POST", ["tasks", task_id, "stop"]):
                 store.stop_task(task_id)
+                return 200, None
+            case ("PUT", ["tasks", task_id, "bandwidth-policy"]):
+                store.update_bandwidth_policy(task_id, _json_body(body))
+                return 200, None
+            case ("GET", ["taskgroups"]):
+                return 200, groups.list(**_paging(params), status=_int_param(params, "status"))
+            case ("POST", ["taskgroups"]):
+                return 200, groups.create(_json_body(body))
+            case ("GET", ["taskgroups", group_id]):
+                return 200, groups.get(group_id)
+            case ("DELETE", ["taskgroups", group_id]):
+                groups.delete(group_id)
+                return 200, None
+            case ("PUT", ["taskgroups", group_id, "start"]):
+                groups.start(group_id, _json_body(body))
+                return 200, None
+            case ("PUT", ["taskgroups", group_id, "stop"]):
+                groups.stop(group_id)
+                return 200, None
+            case ("PUT", ["taskgroups", group_id, "retry"]):
+                groups.retry(group_id, _json_body(body))
+                return 200, None
+            case ("GET", ["sync-tasks"]):
+                return 200, sync_tasks.list(**_paging(params), status=params.get("status"))
+            case ("POST", ["sync-tasks"]):
+                return 200, sync_tasks.create(_json_body(body))
+            case ("GET", ["sync-tasks", sync_task_id]):
+                # query_time (ms) picks the month of the monthly_* counters; the emulator counts since creation.
+                _int_param(params, "query_time")
+                return 200, sync_tasks.get(sync_task_id)
+            case ("DELETE", ["sync-tasks", sync_task_id]):
+                sync_tasks.delete(sync_task_id)
+                return 200, None
+            case ("POST", ["sync-tasks", sync_task_id, "start"]):
+                sync_tasks.start(sync_task_id, _json_body(body))
+                return 200, None
+            case ("POST", ["sync-tasks", sync_task_id, "stop"]):
+                sync_tasks.stop(sync_task_id)
                 return 200, None
         raise _no_such_api()

@@ -17,13 +17,15 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_oms.constants import (
+    BANDWIDTH_LIMITS,
+    BANDWIDTH_MAX_WINDOWS,
     ERROR_INVALID_PARAMETER,
     ERROR_NOT_FOUND,
     ERROR_TASK_ALREADY_STARTED,
@@ -65,6 +67,8 @@ LIST_LIMIT_DEFAULT = 10
 LIST_LIMIT_MAX = 100
 FAILED_LIST_KEY = "oms/failed_object_lists/{task_name}/{run}.txt"
 
+_TIME_OF_DAY_RE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+_MINUTES_PER_DAY = 24 * 60
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _TASK_ID_RE = re.compile(r"[0-9]{1,20}")
 
@@ -130,7 +134,7 @@ def _check_key_path(field_name: str, value: str) -> str:
     return value
 
 
-def _text(
+def text_field(
     node: Mapping[str, Any],
     key: str,
     field_name: str,
@@ -140,6 +144,7 @@ def _text(
     minimum: int = 0,
     default: str = "",
 ) -> str:
+    """Return the string ``node[key]`` (``default`` if absent and not required), checking its length."""
     value = node.get(key)
     if value is None:
         if required:
@@ -152,7 +157,8 @@ def _text(
     return value
 
 
-def _node(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+def node_field(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """Return the required object ``body[key]``, such as ``src_node``."""
     value = body.get(key)
     if value is None:
         raise invalid_parameter(key, "is required")
@@ -161,24 +167,26 @@ def _node(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
-def _bucket(node: Mapping[str, Any], field_name: str) -> str:
+def bucket_field(node: Mapping[str, Any], field_name: str, key: str = "bucket") -> str:
+    """Return the required bucket name ``node[key]``, checked against the OBS naming rules."""
     try:
-        return check_bucket_name(_text(node, "bucket", field_name, required=True, minimum=1, maximum=63))
+        return check_bucket_name(text_field(node, key, field_name, required=True, minimum=1, maximum=63))
     except ValueError as err:
         raise invalid_parameter(field_name, str(err)) from None
 
 
-def _check_credentials(node: Mapping[str, Any], side: str) -> None:
+def check_node_credentials(node: Mapping[str, Any], side: str) -> None:
+    """Check the ``ak``, ``sk`` and ``security_token`` of a ``src_node`` or ``dst_node``; they are never kept."""
     # Checked like the real service does (the same 1..100 characters as the start body's keys), then
     # dropped: the emulator needs no credentials to copy files.
     minimum, maximum = START_TASK_BODY_LIMITS["src_ak"]
     for key in ("ak", "sk"):
-        _text(node, key, f"{side}.{key}", required=True, minimum=minimum, maximum=maximum)
-    _text(node, "security_token", f"{side}.security_token", required=False, maximum=TOKEN_MAX_LENGTH)
+        text_field(node, key, f"{side}.{key}", required=True, minimum=minimum, maximum=maximum)
+    text_field(node, "security_token", f"{side}.security_token", required=False, maximum=TOKEN_MAX_LENGTH)
 
 
 @dataclass(frozen=True)
-class _TaskSpec:
+class TaskSpec:
     """What a CreateTaskReq asks for, without its credentials."""
 
     task_type: str
@@ -193,18 +201,64 @@ class _TaskSpec:
     object_overwrite_mode: str
 
 
-def _parse_create_body(body: Any) -> _TaskSpec:
+def description_field(body: Mapping[str, Any]) -> str:
+    """Return the optional ``description``: at most 255 characters, none of ``^<>()&"'``."""
+    description = text_field(body, "description", "description", required=False, maximum=DESCRIPTION_MAX_LENGTH)
+    if DESCRIPTION_FORBIDDEN & set(description):
+        raise invalid_parameter("description", "must not contain any of ^<>()&\"'")
+    return description
+
+
+def parse_bandwidth_policy(policy: Any, field_name: str = "bandwidth_policy") -> tuple[dict[str, Any], ...]:
+    """
+    Check a ``bandwidth_policy`` (absent: none) and return its windows.
+
+    At most 5 windows ``{"start": "hh:mm", "end": "hh:mm", "max_bandwidth": bytes/s}``, 1048576 to 209715200
+    bytes/s, that do not overlap (the SDK's documentation: "时段不能重叠"). A window whose end is before its start
+    runs past midnight; the end minute is not part of it.
+    """
+    if policy is None:
+        return ()
+    if not isinstance(policy, list):
+        raise invalid_parameter(field_name, "must be a list of windows")
+    if len(policy) > BANDWIDTH_MAX_WINDOWS:
+        raise invalid_parameter(field_name, f"must have at most {BANDWIDTH_MAX_WINDOWS} windows")
+    low, high = BANDWIDTH_LIMITS
+    windows = []
+    taken: set[int] = set()
+    for index, window in enumerate(policy):
+        where = f"{field_name}[{index}]"
+        if not isinstance(window, Mapping):
+            raise invalid_parameter(where, "must be an object with start, end and max_bandwidth")
+        minutes = []
+        for key in ("start", "end"):
+            value = window.get(key)
+            if not isinstance(value, str) or not _TIME_OF_DAY_RE.fullmatch(value):
+                raise invalid_parameter(f"{where}.{key}", "must be a time of day as hh:mm, 00:00 to 23:59")
+            minutes.append(int(value[:2]) * 60 + int(value[3:]))
+        speed = window.get("max_bandwidth")
+        if isinstance(speed, bool) or not isinstance(speed, int) or not low <= speed <= high:
+            raise invalid_parameter(f"{where}.max_bandwidth", f"must be a whole number of bytes/s, {low} to {high}")
+        start, end = minutes
+        span = {(start + offset) % _MINUTES_PER_DAY for offset in range((end - start) % _MINUTES_PER_DAY)}
+        if span & taken:
+            raise invalid_parameter(where, "must not overlap another window")
+        taken |= span
+        windows.append({"start": window["start"], "end": window["end"], "max_bandwidth": speed})
+    return tuple(windows)
+
+
+def parse_create_body(body: Any) -> TaskSpec:
+    """Check a CreateTaskReq body and return what it asks for, without its credentials."""
     if not isinstance(body, Mapping):
         raise invalid_parameter("body", "must be a JSON object")
-    task_type = _text(body, "task_type", "task_type", required=False, maximum=16, default="object")
+    task_type = text_field(body, "task_type", "task_type", required=False, maximum=16, default="object")
     if task_type in UNSUPPORTED_TASK_TYPES:
         raise invalid_parameter("task_type", "list and url_list tasks are not supported by the emulator")
     if task_type not in TASK_TYPES:
         raise invalid_parameter("task_type", "must be one of object, prefix, list, url_list")
-    description = _text(body, "description", "description", required=False, maximum=DESCRIPTION_MAX_LENGTH)
-    if DESCRIPTION_FORBIDDEN & set(description):
-        raise invalid_parameter("description", "must not contain any of ^<>()&\"'")
-    overwrite_mode = _text(
+    description = description_field(body)
+    overwrite_mode = text_field(
         body,
         "object_overwrite_mode",
         "object_overwrite_mode",
@@ -215,8 +269,8 @@ def _parse_create_body(body: Any) -> _TaskSpec:
     if overwrite_mode not in OVERWRITE_MODES:
         raise invalid_parameter("object_overwrite_mode", f"must be one of {', '.join(sorted(OVERWRITE_MODES))}")
 
-    src = _node(body, "src_node")
-    _check_credentials(src, "src_node")
+    src = node_field(body, "src_node")
+    check_node_credentials(src, "src_node")
     object_keys = src.get("object_key")
     if object_keys is None:
         object_keys = []
@@ -227,26 +281,26 @@ def _parse_create_body(body: Any) -> _TaskSpec:
             raise invalid_parameter("src_node.object_key", f"keys must be at most {KEY_MAX_LENGTH} characters long")
         _check_key_path("src_node.object_key", key)
 
-    dst = _node(body, "dst_node")
-    _check_credentials(dst, "dst_node")
-    save_prefix = _text(dst, "save_prefix", "dst_node.save_prefix", required=False, maximum=KEY_MAX_LENGTH)
-    return _TaskSpec(
+    dst = node_field(body, "dst_node")
+    check_node_credentials(dst, "dst_node")
+    save_prefix = text_field(dst, "save_prefix", "dst_node.save_prefix", required=False, maximum=KEY_MAX_LENGTH)
+    return TaskSpec(
         task_type=task_type,
         description=description,
-        src_bucket=_bucket(src, "src_node.bucket"),
-        src_region=_text(src, "region", "src_node.region", required=True, minimum=1, maximum=REGION_MAX_LENGTH),
-        cloud_type=_text(
+        src_bucket=bucket_field(src, "src_node.bucket"),
+        src_region=text_field(src, "region", "src_node.region", required=True, minimum=1, maximum=REGION_MAX_LENGTH),
+        cloud_type=text_field(
             src, "cloud_type", "src_node.cloud_type", required=False, maximum=32, default=DEFAULT_CLOUD_TYPE
         ),
         object_keys=tuple(object_keys),
-        dst_bucket=_bucket(dst, "dst_node.bucket"),
-        dst_region=_text(dst, "region", "dst_node.region", required=True, minimum=1, maximum=REGION_MAX_LENGTH),
+        dst_bucket=bucket_field(dst, "dst_node.bucket"),
+        dst_region=text_field(dst, "region", "dst_node.region", required=True, minimum=1, maximum=REGION_MAX_LENGTH),
         save_prefix=_check_key_path("dst_node.save_prefix", save_prefix),
         object_overwrite_mode=overwrite_mode,
     )
 
 
-def _parse_start_body(body: Any) -> bool:
+def parse_start_body(body: Any) -> bool:
     """Check a StartTaskReq body and return its ``migrate_failed_object``; the credentials are dropped."""
     if body is None:
         body = {}
@@ -256,7 +310,7 @@ def _parse_start_body(body: Any) -> bool:
         if body.get(key) is None:
             raise invalid_parameter(key, "is required")
     for key, (minimum, maximum) in START_TASK_BODY_LIMITS.items():
-        _text(body, key, key, required=False, minimum=minimum, maximum=maximum)
+        text_field(body, key, key, required=False, minimum=minimum, maximum=maximum)
     flag = body.get("migrate_failed_object")
     if flag is not None and not isinstance(flag, bool):
         raise invalid_parameter("migrate_failed_object", "must be a boolean")
@@ -295,7 +349,10 @@ class _Run:
 class _Task:
     id: int
     name: str
-    spec: _TaskSpec
+    spec: TaskSpec
+    #: The task group that created this task, if any.
+    group_id: str | None = None
+    bandwidth_policy: tuple[dict[str, Any], ...] = ()
     status: TaskStatus = TaskStatus.WAITING
     run: _Run | None = None
     #: What a start with ``migrate_failed_object`` migrates: the objects that failed in the run that ended
@@ -321,7 +378,7 @@ class _Task:
     run_written: int = 0
 
     def tick(self) -> None:
-        self.total_time = max(0, _now_ms() - self.start_time)
+        self.total_time = max(0, now_ms() - self.start_time)
         remaining = self.run_objects - self.run_processed
         self.left_time = self.total_time * remaining // self.run_processed if self.run_processed else 0
 
@@ -339,7 +396,7 @@ class _Task:
             "name": self.name,
             "task_type": spec.task_type,
             "description": spec.description,
-            "group_id": None,
+            "group_id": self.group_id,
             "src_node": {
                 "bucket": spec.src_bucket,
                 "region": spec.src_region,
@@ -348,6 +405,7 @@ class _Task:
             },
             "dst_node": {"bucket": spec.dst_bucket, "region": spec.dst_region, "save_prefix": spec.save_prefix},
             "object_overwrite_mode": spec.object_overwrite_mode,
+            "bandwidth_policy": [dict(window) for window in self.bandwidth_policy],
             "status": int(self.status),
             "total_num": self.total_num,
             "successful_num": self.successful_num,
@@ -373,15 +431,17 @@ class _Outcome(Enum):
     FAILED = "failed"
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
+    """Return this machine's time in Unix milliseconds, as the API's times are."""
     return time.time_ns() // 1_000_000
 
 
-def _object_path(root: Path, key: str) -> Path:
+def object_path(root: Path, key: str) -> Path:
+    """Return the file of object ``key`` in the bucket folder ``root``."""
     return root.joinpath(*key.split("/"))
 
 
-def _list_bucket(root: Path) -> dict[str, int]:
+def list_bucket(root: Path) -> dict[str, int]:
     """Return ``{key: size}`` for every file under a bucket folder."""
     objects: dict[str, int] = {}
     for directory, _subdirectories, files in os.walk(root):
@@ -394,7 +454,7 @@ def _list_bucket(root: Path) -> dict[str, int]:
     return objects
 
 
-def _select_objects(listing: Mapping[str, int], spec: _TaskSpec) -> list[str]:
+def _select_objects(listing: Mapping[str, int], spec: TaskSpec) -> list[str]:
     """
     Return the keys a run migrates, in order.
 
@@ -415,7 +475,8 @@ def _select_objects(listing: Mapping[str, int], spec: _TaskSpec) -> list[str]:
     return list(selected)
 
 
-def _should_skip(mode: str, source: os.stat_result, destination: Path) -> bool:
+def should_skip(mode: str, source: os.stat_result, destination: Path) -> bool:
+    """Whether an object with the ``source`` file's size and time is left alone, by overwrite ``mode``."""
     if mode == OVERWRITE_FULL:
         return False
     try:
@@ -428,9 +489,9 @@ def _should_skip(mode: str, source: os.stat_result, destination: Path) -> bool:
     return existing.st_size == source.st_size and int(existing.st_mtime) >= int(source.st_mtime)
 
 
-def _copy(source: Path, destination: Path) -> None:
+def copy_object(source: Path, destination: Path) -> None:
+    """Copy a file with its times, creating folders; readers of ``destination`` never see half of it."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    # Readers of the destination never see a half-written object.
     partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.oms-partial")
     try:
         shutil.copy2(source, partial)
@@ -521,17 +582,20 @@ class TaskStore:
 
     def create_task(self, body: Any) -> dict[str, Any]:
         """Create a task from a CreateTaskReq body and start it; return ``{"id", "name", "task_name"}``."""
-        spec = _parse_create_body(body)
+        spec = parse_create_body(body)
+        policy = parse_bandwidth_policy(body.get("bandwidth_policy"))
         with self._lock:
-            # ~15-digit ids that grow, like the real service's.
-            task_id = max(self._last_id + 1, _now_ms() * 100)
-            self._last_id = task_id
-            task = _Task(id=task_id, name=f"oms-task-{task_id}", spec=spec)
-            self._tasks[task_id] = task
-            self._begin_run(task, failed_only=False)
+            task = self._add_task(spec, group_id=None, bandwidth_policy=policy)
             self._applied_creates += 1
         # The SDK's CreateTaskResponse reads ``task_name``; the API pages document ``name``.
-        return {"id": task_id, "name": task.name, "task_name": task.name}
+        return {"id": task.id, "name": task.name, "task_name": task.name}
+
+    def add_tasks(
+        self, specs: Iterable[TaskSpec], *, group_id: str, bandwidth_policy: tuple[dict[str, Any], ...] = ()
+    ) -> list[int]:
+        """Create and start the tasks of a task group at once; return their ids (not counted as creates)."""
+        with self._lock:
+            return [self._add_task(spec, group_id=group_id, bandwidth_policy=bandwidth_policy).id for spec in specs]
 
     def list_tasks(
         self,
@@ -565,43 +629,70 @@ class TaskStore:
 
     def start_task(self, task_id: int | str, body: Any) -> None:
         """Start a paused or failed task from a StartTaskReq body."""
-        migrate_failed_object = _parse_start_body(body)
+        migrate_failed_object = parse_start_body(body)
         with self._lock:
             task = self._lookup(task_id)
             if task.status == TaskStatus.SUCCEEDED:
                 raise OMSEmulatorError(400, ERROR_TASK_COMPLETED, "The task has completed and cannot be started.")
             if task.status not in STARTABLE_STATUSES:
                 raise OMSEmulatorError(400, ERROR_TASK_ALREADY_STARTED, "The task has already started.")
-            # With no failed-object list (a task paused in a run of the whole task, or a run that failed before
-            # copying) there is nothing to narrow the run to: the whole task runs, and what was already copied is
-            # skipped. Refusing the flag here would be a rule the service does not document.
-            self._begin_run(task, failed_only=migrate_failed_object and task.failed_keys is not None)
+            self._restart(task, migrate_failed_object=migrate_failed_object)
             self._applied_starts += 1
 
     def stop_task(self, task_id: int | str) -> None:
         """Pause a task: a waiting task is paused at once, a running one goes to pausing (7), then paused (3)."""
         with self._lock:
-            task = self._lookup(task_id)
-            if task.status == TaskStatus.WAITING:
-                task.status = TaskStatus.PAUSED
-            elif task.status in (TaskStatus.RUNNING, TaskStatus.RETRYING):
-                task.status = TaskStatus.PAUSING
-            else:
+            if not self._pause(self._lookup(task_id)):
                 raise OMSEmulatorError(400, ERROR_TASK_NOT_IN_PROGRESS, "Pause failed: the task is not in progress.")
-            if task.run is not None:
-                task.run.stop.set()
-            self._changed.notify_all()
 
     def delete_task(self, task_id: int | str) -> None:
         """Delete a task that is not in progress."""
         with self._lock:
-            task = self._lookup(task_id)
-            if task.status in IN_PROGRESS_STATUSES:
-                raise OMSEmulatorError(
-                    400, ERROR_TASK_IN_PROGRESS, "The task is in progress and cannot be deleted; pause it first."
-                )
-            del self._tasks[task.id]
+            self._delete([self._lookup(task_id)])
+
+    def update_bandwidth_policy(self, task_id: int | str, body: Any) -> None:
+        """Replace a task's bandwidth policy from an UpdateBandwidthPolicyReq body (an empty list removes it)."""
+        if not isinstance(body, Mapping):
+            raise invalid_parameter("body", "must be a JSON object")
+        if body.get("bandwidth_policy") is None:
+            raise invalid_parameter("bandwidth_policy", "is required")
+        policy = parse_bandwidth_policy(body["bandwidth_policy"])
+        with self._lock:
+            self._lookup(task_id).bandwidth_policy = policy
             self._changed.notify_all()
+
+    # -- for task groups: several tasks in one step, under one lock ----------------------------------
+
+    def tasks_json(self, task_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Return the tasks that still exist among ``task_ids``, as the show-task API does."""
+        with self._lock:
+            return [self._tasks[task_id].to_json() for task_id in task_ids if task_id in self._tasks]
+
+    def pause_tasks(self, task_ids: Iterable[int]) -> int:
+        """Pause those of the tasks that are in progress, as :meth:`stop_task` does; return how many."""
+        with self._lock:
+            return sum(self._pause(self._tasks[task_id]) for task_id in task_ids if task_id in self._tasks)
+
+    def restart_tasks(
+        self, task_ids: Iterable[int], *, statuses: Collection[TaskStatus], migrate_failed_object: bool
+    ) -> int:
+        """Start those of the tasks that have one of ``statuses``, as :meth:`start_task` does; return how many."""
+        with self._lock:
+            tasks = [self._tasks[task_id] for task_id in task_ids if task_id in self._tasks]
+            restarted = [task for task in tasks if task.status in statuses]
+            for task in restarted:
+                self._restart(task, migrate_failed_object=migrate_failed_object)
+            return len(restarted)
+
+    def delete_tasks(self, task_ids: Iterable[int]) -> None:
+        """Delete the tasks, none of which may be in progress (else nothing is deleted)."""
+        with self._lock:
+            self._delete([self._tasks[task_id] for task_id in task_ids if task_id in self._tasks])
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Wait until any task changes, or ``timeout`` seconds pass."""
+        with self._changed:
+            self._changed.wait(timeout)
 
     def wait_for_status(self, task_id: int | str, statuses: Iterable[int], timeout: float = 10.0) -> dict[str, Any]:
         """
@@ -635,6 +726,48 @@ class TaskStore:
         if task is None:
             raise OMSEmulatorError(404, ERROR_NOT_FOUND, "The task does not exist or has been deleted.")
         return task
+
+    def _add_task(self, spec: TaskSpec, *, group_id: str | None, bandwidth_policy: tuple[dict[str, Any], ...]) -> _Task:
+        """Create a task and begin its first run. Call under the lock."""
+        # ~15-digit ids that grow, like the real service's.
+        task_id = max(self._last_id + 1, now_ms() * 100)
+        self._last_id = task_id
+        task = _Task(
+            id=task_id, name=f"oms-task-{task_id}", spec=spec, group_id=group_id, bandwidth_policy=bandwidth_policy
+        )
+        self._tasks[task_id] = task
+        self._begin_run(task, failed_only=False)
+        return task
+
+    def _restart(self, task: _Task, *, migrate_failed_object: bool) -> None:
+        """Begin a new run of a paused or failed task. Call under the lock."""
+        # With no failed-object list (a task paused in a run of the whole task, or a run that failed before
+        # copying) there is nothing to narrow the run to: the whole task runs, and what was already copied is
+        # skipped. Refusing the flag here would be a rule the service does not document.
+        self._begin_run(task, failed_only=migrate_failed_object and task.failed_keys is not None)
+
+    def _pause(self, task: _Task) -> bool:
+        """Pause a task if it is in progress; return whether it was. Call under the lock."""
+        if task.status == TaskStatus.WAITING:
+            task.status = TaskStatus.PAUSED
+        elif task.status in (TaskStatus.RUNNING, TaskStatus.RETRYING):
+            task.status = TaskStatus.PAUSING
+        else:
+            return False
+        if task.run is not None:
+            task.run.stop.set()
+        self._changed.notify_all()
+        return True
+
+    def _delete(self, tasks: list[_Task]) -> None:
+        """Delete tasks, refusing all of them if one is in progress. Call under the lock."""
+        if any(task.status in IN_PROGRESS_STATUSES for task in tasks):
+            raise OMSEmulatorError(
+                400, ERROR_TASK_IN_PROGRESS, "The task is in progress and cannot be deleted; pause it first."
+            )
+        for task in tasks:
+            del self._tasks[task.id]
+        self._changed.notify_all()
 
     def _begin_run(self, task: _Task, *, failed_only: bool) -> None:
         """Put the task in the waiting status and start a worker for a new run. Call under the lock."""
@@ -678,7 +811,7 @@ class TaskStore:
             if run.stop.is_set():
                 return
             task.status = TaskStatus.RETRYING if run.failed_only else TaskStatus.RUNNING
-            task.start_time = _now_ms()
+            task.start_time = now_ms()
             task.total_time = task.left_time = 0
             task.run_processed = task.run_written = 0
             task.failed_num = 0
@@ -708,7 +841,7 @@ class TaskStore:
         if run.failed_only:
             keys, total_size = list(retry_keys), None
         else:
-            listing = _list_bucket(source_root)
+            listing = list_bucket(source_root)
             keys = _select_objects(listing, spec)
             total_size = sum(listing.get(key, 0) for key in keys)
         with self._lock:
@@ -750,24 +883,24 @@ class TaskStore:
         self._finish(task, run, failed=failed, not_migrated=failed + keys[processed:])
 
     def _migrate_object(
-        self, task_id: int, spec: _TaskSpec, source_root: Path, destination_root: Path, key: str
+        self, task_id: int, spec: TaskSpec, source_root: Path, destination_root: Path, key: str
     ) -> tuple[_Outcome, int]:
         """Migrate one object; return what happened and the object's size."""
         with self._lock:
             # Every rule sees the attempt, so each one's counter of attempts stays right.
             injected = [rule.fails(task_id, key) for rule in self._rules]
-        source = _object_path(source_root, key)
+        source = object_path(source_root, key)
         try:
             source_stat = source.stat()
         except OSError:
             return _Outcome.FAILED, 0
         if any(injected):
             return _Outcome.FAILED, source_stat.st_size
-        destination = _object_path(destination_root, spec.save_prefix + key)
+        destination = object_path(destination_root, spec.save_prefix + key)
         try:
-            if _should_skip(spec.object_overwrite_mode, source_stat, destination):
+            if should_skip(spec.object_overwrite_mode, source_stat, destination):
                 return _Outcome.SKIPPED, source_stat.st_size
-            _copy(source, destination)
+            copy_object(source, destination)
         except OSError as err:
             logger.warning("OMS emulator: task %s could not copy %s: %s", task_id, key, err)
             return _Outcome.FAILED, source_stat.st_size
@@ -797,7 +930,7 @@ class TaskStore:
         if failed and not run.stop.is_set():
             # Like the real service: the failed-object list goes into the destination bucket.
             list_key = FAILED_LIST_KEY.format(task_name=task.name, run=run.number)
-            list_path = _object_path(self.data_dir / task.spec.dst_bucket, list_key)
+            list_path = object_path(self.data_dir / task.spec.dst_bucket, list_key)
             list_path.parent.mkdir(parents=True, exist_ok=True)
             list_path.write_text("".join(f"{key}\n" for key in failed), encoding="utf-8")
             record = {"result": True, "list_file_key": list_key, "error_code": ""}

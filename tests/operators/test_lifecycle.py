@@ -152,3 +152,16 @@ def test_bandwidth_policy_accepts_the_limits():
         {"start": "18:00", "end": "23:59", "max_bandwidth": 209715200},
     ]
     assert check_bandwidth_policy(windows) == windows
+
+
+@pytest.mark.parametrize(
+    "windows",
+    [
+        [("00:00", "06:00"), ("05:59", "07:00")],
+        [("22:00", "02:00"), ("01:00", "03:00")],  # across midnight
+    ],
+)
+def test_overlapping_bandwidth_windows_are_refused(windows):
+    policies = [{"start": start, "end": end, "max_bandwidth": 1048576} for start, end in windows]
+    with pytest.raises(OMSValidationError, match="window 2 overlaps window 1"):
+        check_bandwidth_policy(policies)
