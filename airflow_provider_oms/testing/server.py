@@ -252,6 +252,8 @@ class OMSHTTPServer(ThreadingHTTPServer):
         request date, as if the server's clock (or, seen from the server, the client's) were off.
     """
 
+    # socketserver's default backlog of 5 drops the SYNs of a burst of clients (a fan-out, many triggers).
+    request_queue_size = 128
     daemon_threads = True
     # server_close() ends idle keep-alive connections instead of waiting for their clients.
     block_on_close = False
