@@ -488,6 +488,19 @@ class OMSHook(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(oms_conn_id={self.oms_conn_id!r})"
 
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """
+        Return the connection form's hidden fields, labels and placeholders, for Airflow 3.1.
+
+        Airflow 3.2+ reads them (and the extra fields, ``conn-fields``) from ``get_provider_info()`` without
+        importing the hook; 3.1 asks the hook. One source: the provider info.
+        """
+        from airflow_provider_oms.get_provider_info import get_provider_info
+
+        (connection_type,) = get_provider_info()["connection-types"]
+        return dict(connection_type["ui-field-behaviour"])
+
     # -- connection -------------------------------------------------------------------------------
 
     def _read_credentials(self, conn_id: str, *, role: str) -> tuple[Credentials, dict[str, Any]]:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import BaseOperator
 
 from airflow_provider_oms.constants import (
     ERROR_TASK_ALREADY_STARTED,
@@ -20,6 +20,7 @@ from airflow_provider_oms.exceptions import OMSApiError, OMSError, OMSMigrationE
 from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.links.oms import OMSConsoleLink, console_url
 from airflow_provider_oms.validation import check_path_value, coerce_bool
+from airflow_provider_oms.version_compat import conf
 from airflow_provider_oms.waiting import (
     Outcome,
     can_retry_failed_objects,

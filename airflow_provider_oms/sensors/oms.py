@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_oms.constants import (
     GROUP_COMPLETED,
@@ -20,6 +20,7 @@ from airflow_provider_oms.constants import (
 from airflow_provider_oms.exceptions import OMSError, OMSMigrationError, OMSSensorTimeout
 from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.validation import check_path_value
+from airflow_provider_oms.version_compat import conf
 from airflow_provider_oms.waiting import Outcome, classify, failure_message, progress_line, result, summarize
 
 if TYPE_CHECKING:

@@ -1,0 +1,1 @@
+"""Tests against a real Airflow deployment: its own api-server, scheduler, dag-processor and triggerer."""
