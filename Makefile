@@ -27,6 +27,10 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
+# The whole suite on the oldest supported Airflow minor and the newest release, each in .venv-matrix/.
+test-matrix:
+	$(PYTHON) scripts/test_matrix.py
+
 # Benchmarks against the local emulator; rewrites BENCHMARKS.md. `make bench BENCH_ARGS=--quick` is a smoke run.
 BENCH_ARGS ?=
 bench: $(STAMP)

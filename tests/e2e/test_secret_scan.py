@@ -40,7 +40,11 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 import structlog.testing
-from airflow.sdk.exceptions import TaskDeferred
+
+try:
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import TaskDeferred  # type: ignore[no-redef,attr-defined]
 from airflow.sdk.module_loading import import_string
 
 from airflow_provider_oms.constants import TaskStatus

@@ -9,7 +9,11 @@ from datetime import timedelta
 
 import pytest
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import TaskDeferred
+
+try:
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import TaskDeferred  # type: ignore[no-redef,attr-defined]
 from airflow.sdk.module_loading import import_string
 
 from airflow_provider_oms.constants import TaskStatus

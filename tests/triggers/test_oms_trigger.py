@@ -428,7 +428,8 @@ def test_on_kill_on_a_paused_task_logs_and_does_not_raise(make_emulator):
     assert [r.error_code for r in stop_requests(emulator)] == ["OMS.0066"]
     assert emulator.get_task(task_id)["status"] == TaskStatus.PAUSED
     assert [entry["log_level"] for entry in logs if "not in progress" in entry["event"]] == ["info"], logs
-    assert all(entry["log_level"] == "info" for entry in logs), logs
+    # Only the trigger's own lines: Airflow 3.1 adds a warning of its own about "_" in connection types.
+    assert all(entry["log_level"] == "info" for entry in logs if "OMS" in str(entry["event"])), logs
 
 
 def test_on_kill_on_an_unknown_task_warns_without_credentials(fast):
@@ -437,7 +438,8 @@ def test_on_kill_on_an_unknown_task_warns_without_credentials(fast):
     with structlog.testing.capture_logs() as logs:
         asyncio.run(asyncio.wait_for(trigger_for("424242").on_kill(), WAIT))
 
-    warnings = [entry for entry in logs if entry["log_level"] == "warning"]
+    # The trigger's own warnings (Airflow 3.1 adds one about "_" in connection types).
+    warnings = [entry for entry in logs if entry["log_level"] == "warning" and "OMS" in str(entry["event"])]
     assert len(warnings) == 1
     assert "Could not pause" in warnings[0]["event"]
     assert "OMS.1009" in str(warnings[0])
