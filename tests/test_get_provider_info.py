@@ -51,3 +51,59 @@ def test_airflow_lists_the_provider_and_its_connection_type(tmp_path):
     assert "airflow_provider_oms.triggers.oms" in triggers.stdout, triggers.stderr
     links = env.run("providers", "links", "--output", "json")
     assert "airflow_provider_oms.links.oms.OMSConsoleLink" in links.stdout, links.stderr
+
+
+# Airflow 3.1 builds the connection form from the hook (get_connection_form_widgets / get_ui_field_behaviour);
+# 3.2+ from get_provider_info(). These tests hold the hook's answers to 3.1's contract and to the provider info.
+
+
+def test_ui_field_behaviour_follows_airflows_schema_and_the_provider_info():
+    import jsonschema
+    from airflow import providers_manager
+
+    schema = json.loads(
+        (Path(providers_manager.__file__).parent / "customized_form_field_behaviours.schema.json").read_text()
+    )
+    behaviour = OMSHook.get_ui_field_behaviour()
+    jsonschema.validate(behaviour, schema)
+    (conn_type,) = get_provider_info()["connection-types"]
+    declared = conn_type["ui-field-behaviour"]
+    assert behaviour["hidden_fields"] == declared["hidden-fields"] == ["host", "schema", "port"]
+    assert behaviour["relabeling"] == declared["relabeling"]
+    assert behaviour["placeholders"] == declared["placeholders"]
+
+
+def test_connection_form_widgets_match_the_fields_airflow_builds_from_the_provider_info(monkeypatch):
+    """The 3.1 path (hook widgets) gives the same form fields as the 3.2+ path (provider info)."""
+    import sys
+    import types
+
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    # wtforms and Flask-AppBuilder are not installed with Airflow 3; stand in for them exactly as Airflow's own
+    # connection-form API does when they are missing (HookMetaService's mock fields, which record a Param).
+    stand_ins = {
+        "wtforms": {"StringField": HookMetaService.MockStringField, "PasswordField": HookMetaService.MockPasswordField},
+        "flask_babel": {"lazy_gettext": lambda text: text},
+        "flask_appbuilder": {},
+        "flask_appbuilder.fieldwidgets": {
+            "BS3TextFieldWidget": HookMetaService.MockAnyWidget,
+            "BS3PasswordFieldWidget": HookMetaService.MockAnyWidget,
+        },
+    }
+    for name, attributes in stand_ins.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        monkeypatch.setitem(sys.modules, name, module)
+
+    widgets = OMSHook.get_connection_form_widgets()
+
+    assert set(widgets) == {"project_id", "region", "endpoint", "security_token"}
+    assert widgets["security_token"].field_class is HookMetaService.MockPasswordField
+    assert {widgets[n].field_class for n in ("project_id", "region", "endpoint")} == {HookMetaService.MockStringField}
+    from_hook = {name: field.param.dump() for name, field in widgets.items()}
+    (conn_type,) = get_provider_info()["connection-types"]
+    for name, spec in conn_type["conn-fields"].items():
+        assert from_hook[name]["schema"]["title"] == spec["label"]
+        assert from_hook[name]["description"] == spec["description"]
+        assert from_hook[name]["schema"].get("format") == spec["schema"].get("format")

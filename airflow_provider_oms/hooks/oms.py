@@ -488,18 +488,39 @@ class OMSHook(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(oms_conn_id={self.oms_conn_id!r})"
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """
-        Return the connection form's hidden fields, labels and placeholders, for Airflow 3.1.
+    # Airflow 3.2+ reads the connection form (``conn-fields``, ``ui-field-behaviour``) from ``get_provider_info()``
+    # without importing the hook and skips these two methods; 3.1 asks the hook. One source: the provider info.
 
-        Airflow 3.2+ reads them (and the extra fields, ``conn-fields``) from ``get_provider_info()`` without
-        importing the hook; 3.1 asks the hook. One source: the provider info.
-        """
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Return the connection form's extra fields (``conn-fields`` of the provider info), for Airflow 3.1."""
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import PasswordField, StringField
+
         from airflow_provider_oms.get_provider_info import get_provider_info
 
         (connection_type,) = get_provider_info()["connection-types"]
-        return dict(connection_type["ui-field-behaviour"])
+        widgets: dict[str, Any] = {}
+        for name, spec in connection_type["conn-fields"].items():
+            secret = spec["schema"].get("format") == "password"
+            field, widget = (PasswordField, BS3PasswordFieldWidget) if secret else (StringField, BS3TextFieldWidget)
+            widgets[name] = field(lazy_gettext(spec["label"]), widget=widget(), description=spec["description"])
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Return the connection form's hidden fields, labels and placeholders, for Airflow 3.1."""
+        from airflow_provider_oms.get_provider_info import get_provider_info
+
+        (connection_type,) = get_provider_info()["connection-types"]
+        behaviour = connection_type["ui-field-behaviour"]
+        # Airflow 3.1's schema spells it hidden_fields (provider info: hidden-fields) and requires relabeling.
+        return {
+            "hidden_fields": list(behaviour["hidden-fields"]),
+            "relabeling": dict(behaviour["relabeling"]),
+            "placeholders": dict(behaviour["placeholders"]),
+        }
 
     # -- connection -------------------------------------------------------------------------------
 
