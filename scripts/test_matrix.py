@@ -2,16 +2,17 @@
 """
 Run the test suite on each supported Airflow version (``make test-matrix``).
 
-For every version of the matrix (default: the newest patch of the oldest supported minor, and the newest
-release) this creates a venv ``.venv-matrix/airflow-<version>``, installs ``apache-airflow==<version>`` together
-with this project (``-e '.[test]'``), checks that the resolver kept the pinned Airflow, and runs ``pytest`` there
-with its own AIRFLOW_HOME. A venv is re-used while its stamp (Airflow version, Python, pyproject.toml) matches,
-so a second run only runs the tests. The exit status is non-zero if any version fails to install or to pass.
+For every version of the matrix (default: the oldest supported release, i.e. pyproject.toml's lower bound, and
+the newest release) this creates a venv ``.venv-matrix/airflow-<version>``, installs ``apache-airflow==<version>``
+together with this project (``-e '.[test]'``), checks that the resolver kept the pinned Airflow, and runs
+``pytest`` there with its own AIRFLOW_HOME. A venv is re-used while its stamp (Airflow version, Python,
+pyproject.toml) matches, so a second run only runs the tests. The exit status is non-zero if any version fails to
+install or to pass.
 
 Usage::
 
     python3 scripts/test_matrix.py                      # the whole matrix
-    python3 scripts/test_matrix.py 3.1.8                # one version
+    python3 scripts/test_matrix.py 3.1.8                # any one version
     python3 scripts/test_matrix.py --recreate           # rebuild the venvs
     python3 scripts/test_matrix.py -- -x -k trigger     # arguments after -- go to pytest
 
@@ -21,6 +22,8 @@ Only the standard library is used, so any Python >= 3.10 can run it; the venvs u
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -28,16 +31,18 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX_DIR = ROOT / ".venv-matrix"
 
-#: The supported range, tested at both ends: the newest patch of the oldest supported minor (it must match the
-#: ``apache-airflow>=X.Y`` lower bound in pyproject.toml) and the newest release.
-OLDEST = "3.1.8"
+#: The supported range, tested at both ends: the lower bound ``apache-airflow>=X.Y.Z`` of pyproject.toml (the oldest
+#: release we support) and the newest release.
+OLDEST = "3.1.3"
 NEWEST = "3.3.2"
 DEFAULT_VERSIONS = (OLDEST, NEWEST)
 
@@ -83,14 +88,14 @@ def expected_stamp(version: str) -> dict[str, str]:
 
 
 def check_lower_bound() -> None:
-    """Warn if the matrix's oldest minor differs from pyproject's ``apache-airflow>=X.Y`` lower bound."""
+    """Warn if the matrix's oldest version differs from pyproject's ``apache-airflow>=X.Y.Z`` lower bound."""
     text = (ROOT / "pyproject.toml").read_text()
-    match = re.search(r'"apache-airflow\s*>=\s*([0-9]+\.[0-9]+)', text)
+    match = re.search(r'"apache-airflow\s*>=\s*([0-9]+(?:\.[0-9]+)*)', text)
     if not match:
-        log("warning: no apache-airflow>=X.Y lower bound found in pyproject.toml")
+        log("warning: no apache-airflow>=X.Y.Z lower bound found in pyproject.toml")
         return
     bound = match.group(1)
-    if ".".join(OLDEST.split(".")[:2]) != bound:
+    if bound != OLDEST:
         log(f"warning: pyproject.toml declares apache-airflow>={bound} but the matrix's oldest version is {OLDEST}")
 
 
@@ -106,7 +111,8 @@ def installed_versions(python: Path) -> dict[str, str]:
         "print(json.dumps(out))\n"
     )
     done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+    versions: dict[str, str] = json.loads(done.stdout)
+    return versions
 
 
 def run(cmd: list[str]) -> None:
@@ -134,7 +140,7 @@ def ensure_venv(version: str, recreate: bool, outcome: Outcome) -> Path:
     run([sys.executable, "-m", "venv", str(venv)])
     pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
     run([*pip, "install", "--quiet", "--upgrade", "pip"])
-    # The pin and the editable project in one resolution: the pin wins over ``apache-airflow>=3.1``.
+    # The pin and the editable project in one resolution: the pin wins over the ``apache-airflow>=`` bound.
     run([*pip, "install", "--quiet", f"apache-airflow=={version}", "-e", ".[test]"])
     outcome.install_seconds = time.monotonic() - started
     versions = installed_versions(python)
@@ -156,12 +162,27 @@ def summarize(output: str) -> str:
     return ""
 
 
+@contextlib.contextmanager
+def version_lock(version: str) -> Iterator[None]:
+    """Hold ``.venv-matrix/airflow-<version>.lock``: a second run on the same version waits for the first."""
+    with (MATRIX_DIR / f"airflow-{version}.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another test-matrix run uses Airflow {version}: waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def run_tests(version: str, python: Path, pytest_args: list[str], outcome: Outcome) -> None:
+    with tempfile.TemporaryDirectory(prefix=f"oms-matrix-{version}-") as scratch:
+        _run_tests(version, python, pytest_args, outcome, Path(scratch))
+
+
+def _run_tests(version: str, python: Path, pytest_args: list[str], outcome: Outcome, scratch: Path) -> None:
     venv = venv_dir(version)
-    home = venv / "airflow-home"
-    if home.exists():
-        shutil.rmtree(home)
-    home.mkdir(parents=True)
+    home = scratch / "airflow-home"
+    home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
     env.update(
         {
@@ -172,14 +193,14 @@ def run_tests(version: str, python: Path, pytest_args: list[str], outcome: Outco
         }
     )
     env.pop("PYTHONHOME", None)
-    # Own temp dir and no cache plugin: runs of other venvs (or `make test`) at the same time are not disturbed.
+    # Own AIRFLOW_HOME and temp dir, no cache plugin: `make test` or other runs at the same time are not disturbed.
     cmd = [
         str(python),
         "-m",
         "pytest",
         "-p",
         "no:cacheprovider",
-        f"--basetemp={venv / 'pytest-tmp'}",
+        f"--basetemp={scratch / 'pytest'}",
         *pytest_args,
     ]
     log_file = venv / "pytest.log"
@@ -225,6 +246,27 @@ def print_table(outcomes: list[Outcome]) -> None:
     print(flush=True)
 
 
+def test_version(version: str, args: argparse.Namespace, pytest_args: list[str], outcome: Outcome) -> None:
+    try:
+        python = ensure_venv(version, args.recreate, outcome)
+    except (subprocess.CalledProcessError, RuntimeError) as err:
+        log(f"install for Airflow {version} failed: {err}")
+        outcome.status = "INSTALL FAILED"
+        return
+    versions = installed_versions(python)
+    outcome.core = versions["apache-airflow-core"]
+    outcome.task_sdk = versions["apache-airflow-task-sdk"]
+    log(
+        f"installed: apache-airflow {versions['apache-airflow']}, apache-airflow-core {outcome.core}, "
+        f"apache-airflow-task-sdk {outcome.task_sdk}, pytest {versions['pytest']}"
+    )
+    if args.install_only:
+        outcome.status = "passed"
+        outcome.counts = "installed only"
+        return
+    run_tests(version, python, pytest_args, outcome)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pytest_args: list[str] = []
@@ -251,24 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         outcome = Outcome(version)
         outcomes.append(outcome)
         log(f"=== Airflow {version} ===")
-        try:
-            python = ensure_venv(version, args.recreate, outcome)
-        except (subprocess.CalledProcessError, RuntimeError) as err:
-            log(f"install for Airflow {version} failed: {err}")
-            outcome.status = "INSTALL FAILED"
-            continue
-        versions = installed_versions(python)
-        outcome.core = versions["apache-airflow-core"]
-        outcome.task_sdk = versions["apache-airflow-task-sdk"]
-        log(
-            f"installed: apache-airflow {versions['apache-airflow']}, apache-airflow-core {outcome.core}, "
-            f"apache-airflow-task-sdk {outcome.task_sdk}, pytest {versions['pytest']}"
-        )
-        if args.install_only:
-            outcome.status = "passed"
-            outcome.counts = "installed only"
-            continue
-        run_tests(version, python, pytest_args, outcome)
+        with version_lock(version):
+            test_version(version, args, pytest_args, outcome)
 
     print_table(outcomes)
     failed = [o.version for o in outcomes if not o.ok]
