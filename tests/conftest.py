@@ -4,6 +4,9 @@ import json
 
 import pytest
 
+from airflow_provider_oms.hooks.oms import OMSHook
+from airflow_provider_oms.testing import OMSEmulator
+
 pytest_plugins = ["airflow_provider_oms.testing.pytest_plugin"]
 
 OMS_CONN_ID = "huaweicloud_oms_default"
@@ -26,3 +29,25 @@ def set_connection(monkeypatch):
         return conn_id
 
     return _set
+
+
+@pytest.fixture
+def make_emulator(tmp_path, monkeypatch, oms_conn):
+    """Start an emulator with options and point the `oms_conn` connection at it: make_emulator(**opts)."""
+    started: list[OMSEmulator] = []
+
+    def _make(**options) -> tuple[OMSEmulator, OMSHook]:
+        emulator = OMSEmulator(tmp_path / f"oms-{len(started)}", **options).start()
+        started.append(emulator)
+        monkeypatch.setenv(f"AIRFLOW_CONN_{oms_conn.upper()}", emulator.airflow_connection_uri_env())
+        return emulator, OMSHook(oms_conn)
+
+    yield _make
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def fast(oms_emulator, oms_conn):
+    """The default emulator (tasks finish at once) and a hook on it."""
+    return oms_emulator, OMSHook(oms_conn)

@@ -47,6 +47,18 @@ def _with_marker(description: Any, marker: str) -> str:
     return f"{text[:room]} {marker}".strip()
 
 
+def _find_by_marker(list_page: Callable[..., dict[str, Any]], items_key: str, id_key: str, marker: str) -> str | None:
+    """Return the id of the first listed item whose description holds ``marker``, reading pages of 100."""
+    for page in range(_LOOKUP_PAGES):
+        items = list_page(limit=100, offset=page * 100).get(items_key) or []
+        for item in items:
+            if marker in str(item.get("description") or ""):
+                return str(item[id_key])
+        if len(items) < 100:
+            return None
+    return None
+
+
 class _OMSOperator(BaseOperator):
     """Holds the OMS connection and hook of the operators below."""
 
@@ -119,16 +131,6 @@ class CreateMigrationTaskOperator(_OMSOperator):
         self.source_conn_id = source_conn_id
         self.destination_conn_id = destination_conn_id
 
-    def _find(self, marker: str) -> str | None:
-        for page in range(_LOOKUP_PAGES):
-            listed = self.hook.list_tasks(limit=100, offset=page * 100)
-            for task in listed.get("tasks") or []:
-                if marker in str(task.get("description") or ""):
-                    return str(task["id"])
-            if len(listed.get("tasks") or []) < 100:
-                return None
-        return None
-
     def execute(self, context: Context) -> dict[str, Any]:
         """Create the task (or find the one an earlier try created) and return its id."""
         if not isinstance(self.task_definition, Mapping):
@@ -138,7 +140,7 @@ class CreateMigrationTaskOperator(_OMSOperator):
             self.task_definition,
             kind="migration task",
             create=self.hook.create_task,
-            find=self._find,
+            find=lambda marker: _find_by_marker(self.hook.list_tasks, "tasks", "id", marker),
             id_key="id",
         )
         name = self.hook.get_task(task_id).get("name")
@@ -242,17 +244,6 @@ class CreateMigrationTaskGroupOperator(_OMSOperator):
         self.source_conn_id = source_conn_id
         self.destination_conn_id = destination_conn_id
 
-    def _find(self, marker: str) -> str | None:
-        for page in range(_LOOKUP_PAGES):
-            listed = self.hook.list_task_groups(limit=100, offset=page * 100)
-            groups = listed.get("taskgroups") or []
-            for group in groups:
-                if marker in str(group.get("description") or ""):
-                    return str(group["group_id"])
-            if len(groups) < 100:
-                return None
-        return None
-
     def execute(self, context: Context) -> dict[str, Any]:
         """Create the group (or find the one an earlier try created) and return its id."""
         if not isinstance(self.group_definition, Mapping):
@@ -262,7 +253,7 @@ class CreateMigrationTaskGroupOperator(_OMSOperator):
             self.group_definition,
             kind="task group",
             create=self.hook.create_task_group,
-            find=self._find,
+            find=lambda marker: _find_by_marker(self.hook.list_task_groups, "taskgroups", "group_id", marker),
             id_key="group_id",
         )
         return {"group_id": group_id, "reused": reused}

@@ -130,7 +130,7 @@ async def authorized_send(
 
 async def _get_connection(conn_id: str) -> Any:
     aget = getattr(BaseHook, "aget_connection", None)
-    if aget is not None:  # Airflow >= 3.2: talks to the supervisor without blocking the loop
+    if aget is not None:  # the Task SDK's async lookup: talks to the supervisor without blocking the loop
         return await aget(conn_id)
     from asgiref.sync import sync_to_async
 

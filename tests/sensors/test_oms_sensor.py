@@ -18,54 +18,15 @@ from airflow.sdk.module_loading import import_string
 
 from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.exceptions import OMSError, OMSMigrationError
-from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.sensors.oms import MigrationTaskSensor
-from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_SK, OMSEmulator
+from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_SK
 from airflow_provider_oms.triggers.oms import MigrationTaskTrigger
 from airflow_provider_oms.waiting import SUMMARY_FIELDS
 from tests.helpers import create_sample_task
+from tests.test_waiting import DOCUMENTED_RESULT_KEYS
 
 WAIT = 20.0
 SECRETS = (EMULATOR_AK, EMULATOR_SK)
-#: The sensor's XCom is the operator's result.
-RESULT_KEYS = {
-    "migration_task_id",
-    "status",
-    "status_name",
-    "total_num",
-    "successful_num",
-    "failed_num",
-    "skipped_num",
-    "complete_size",
-    "total_size",
-    "progress",
-    "elapsed_seconds",
-    "error_reason",
-    "failed_object_record",
-    "restarts",
-}
-
-
-@pytest.fixture
-def make_emulator(tmp_path, monkeypatch, oms_conn):
-    """Start an emulator with options and point the `oms_conn` connection at it: make_emulator(**opts)."""
-    started: list[OMSEmulator] = []
-
-    def _make(**options) -> tuple[OMSEmulator, OMSHook]:
-        emulator = OMSEmulator(tmp_path / f"oms-{len(started)}", **options).start()
-        started.append(emulator)
-        monkeypatch.setenv(f"AIRFLOW_CONN_{oms_conn.upper()}", emulator.airflow_connection_uri_env())
-        return emulator, OMSHook(oms_conn)
-
-    yield _make
-    for emulator in started:
-        emulator.stop()
-
-
-@pytest.fixture
-def fast(oms_emulator, oms_conn):
-    """The default emulator (tasks finish at once) and a hook on it."""
-    return oms_emulator, OMSHook(oms_conn)
 
 
 @pytest.fixture
@@ -132,7 +93,7 @@ def test_poke_is_not_done_while_running_then_done_with_the_result(make_emulator)
     assert done.is_done is True
     assert done
     value = done.xcom_value
-    assert set(value) == RESULT_KEYS
+    assert set(value) == DOCUMENTED_RESULT_KEYS  # the sensor's XCom is the operator's result
     assert value["migration_task_id"] == task_id
     assert value["status"] == TaskStatus.SUCCEEDED
     assert value["status_name"] == "succeeded"
@@ -280,7 +241,7 @@ def test_deferrable_execute_on_a_succeeded_task_returns_without_deferring(succee
 
     value = sensor_for(task_id, deferrable=True).execute(context={})
 
-    assert set(value) == RESULT_KEYS
+    assert set(value) == DOCUMENTED_RESULT_KEYS  # the sensor's XCom is the operator's result
     assert value["status"] == TaskStatus.SUCCEEDED
     assert value["successful_num"] == 3
 
@@ -337,7 +298,7 @@ def test_execute_complete_success_returns_the_result():
 
     value = sensor_for("77").execute_complete(context={}, event=event("success", task))
 
-    assert set(value) == RESULT_KEYS
+    assert set(value) == DOCUMENTED_RESULT_KEYS  # the sensor's XCom is the operator's result
     assert value["migration_task_id"] == "77"
     assert value["status"] == 5
     assert value["status_name"] == "succeeded"

@@ -12,7 +12,6 @@ from airflow.sdk import BaseHook
 from airflow.sdk.module_loading import import_string
 
 from airflow_provider_oms.constants import TaskStatus
-from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_SK, OMSEmulator
 from airflow_provider_oms.triggers.oms import MigrationTaskTrigger, shared_async_client
 from airflow_provider_oms.waiting import SUMMARY_FIELDS
@@ -20,28 +19,6 @@ from tests.helpers import create_sample_task
 
 WAIT = 20.0  # seconds: the machine may be slow; every wait below ends as soon as its condition holds
 SECRETS = (EMULATOR_AK, EMULATOR_SK)
-
-
-@pytest.fixture
-def make_emulator(tmp_path, monkeypatch, oms_conn):
-    """Start an emulator with options and point the `oms_conn` connection at it: make_emulator(**opts)."""
-    started: list[OMSEmulator] = []
-
-    def _make(**options) -> tuple[OMSEmulator, OMSHook]:
-        emulator = OMSEmulator(tmp_path / f"oms-{len(started)}", **options).start()
-        started.append(emulator)
-        monkeypatch.setenv(f"AIRFLOW_CONN_{oms_conn.upper()}", emulator.airflow_connection_uri_env())
-        return emulator, OMSHook(oms_conn)
-
-    yield _make
-    for emulator in started:
-        emulator.stop()
-
-
-@pytest.fixture
-def fast(oms_emulator, oms_conn):
-    """The default emulator (tasks finish at once) and a hook on it."""
-    return oms_emulator, OMSHook(oms_conn)
 
 
 def trigger_for(task_id, conn_id="huaweicloud_oms_default", **kwargs) -> MigrationTaskTrigger:
