@@ -46,6 +46,14 @@ OLDEST = "3.1.3"
 NEWEST = "3.3.2"
 DEFAULT_VERSIONS = (OLDEST, NEWEST)
 
+#: Libraries released after an Airflow version that break that Airflow itself (not this provider). Airflow's own
+#: constraint file for the version would pin them; it is not reachable from every machine, so the few pins that
+#: matter are here. 3.2.2: fastapi >= 0.137 (with cadwyn >= 8) fails to build its API schema, svcs >= 26 breaks
+#: the in-process execution API of ``airflow dags test``; Airflow 3.3 caps fastapi and works with svcs 26.
+AIRFLOW_DEPENDENCY_PINS: dict[str, tuple[str, ...]] = {
+    "3.2.2": ("fastapi<0.137", "svcs<26"),
+}
+
 STAMP_NAME = ".matrix-stamp.json"
 _SUMMARY_RE = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
 
@@ -84,6 +92,7 @@ def expected_stamp(version: str) -> dict[str, str]:
         "python": sys.version.split()[0],
         "interpreter": os.path.realpath(sys.executable),
         "pyproject_sha256": hashlib.sha256(pyproject).hexdigest(),
+        "pins": " ".join(AIRFLOW_DEPENDENCY_PINS.get(version, ())),
     }
 
 
@@ -141,7 +150,10 @@ def ensure_venv(version: str, recreate: bool, outcome: Outcome) -> Path:
     pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
     run([*pip, "install", "--quiet", "--upgrade", "pip"])
     # The pin and the editable project in one resolution: the pin wins over the ``apache-airflow>=`` bound.
-    run([*pip, "install", "--quiet", f"apache-airflow=={version}", "-e", ".[test]"])
+    pins = AIRFLOW_DEPENDENCY_PINS.get(version, ())
+    if pins:
+        log(f"pinning for Airflow {version} (see AIRFLOW_DEPENDENCY_PINS): {' '.join(pins)}")
+    run([*pip, "install", "--quiet", f"apache-airflow=={version}", *pins, "-e", ".[test]"])
     outcome.install_seconds = time.monotonic() - started
     versions = installed_versions(python)
     for name in ("apache-airflow", "apache-airflow-core"):
