@@ -258,7 +258,7 @@ def print_table(outcomes: list[Outcome]) -> None:
     print(flush=True)
 
 
-def test_version(version: str, args: argparse.Namespace, pytest_args: list[str], outcome: Outcome) -> None:
+def check_version(version: str, args: argparse.Namespace, pytest_args: list[str], outcome: Outcome) -> None:
     try:
         python = ensure_venv(version, args.recreate, outcome)
     except (subprocess.CalledProcessError, RuntimeError) as err:
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes.append(outcome)
         log(f"=== Airflow {version} ===")
         with version_lock(version):
-            test_version(version, args, pytest_args, outcome)
+            check_version(version, args, pytest_args, outcome)
 
     print_table(outcomes)
     failed = [o.version for o in outcomes if not o.ok]

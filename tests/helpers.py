@@ -36,3 +36,22 @@ def task_context() -> dict:
     from unittest import mock
 
     return {"ti": mock.Mock()}
+
+
+#: The keys StartMigrationTaskOperator documents for its XCom return value.
+DOCUMENTED_RESULT_KEYS = {
+    "migration_task_id",
+    "status",
+    "status_name",
+    "total_num",
+    "successful_num",
+    "failed_num",
+    "skipped_num",
+    "complete_size",
+    "total_size",
+    "progress",
+    "elapsed_seconds",
+    "error_reason",
+    "failed_object_record",
+    "restarts",
+}

@@ -17,6 +17,7 @@ from airflow_provider_oms.waiting import (
     result,
     summarize,
 )
+from tests.helpers import DOCUMENTED_RESULT_KEYS
 
 GIB = 1024**3
 MIB = 1024**2
@@ -253,24 +254,6 @@ def test_failure_message_without_details():
 
 
 # -- result --------------------------------------------------------------------------------------
-
-#: The keys StartMigrationTaskOperator documents for its XCom return value.
-DOCUMENTED_RESULT_KEYS = {
-    "migration_task_id",
-    "status",
-    "status_name",
-    "total_num",
-    "successful_num",
-    "failed_num",
-    "skipped_num",
-    "complete_size",
-    "total_size",
-    "progress",
-    "elapsed_seconds",
-    "error_reason",
-    "failed_object_record",
-    "restarts",
-}
 
 
 def test_result_has_the_documented_keys_and_is_json_serializable():

@@ -164,8 +164,8 @@ class AirflowDeployment:
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
                 # Every process must sign and check the task and API tokens with the same keys.
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-                # Airflow 3.1.3 to 3.1.6 put an empty "iss" claim into their tokens unless an issuer is set, which
-                # PyJWT >= 2.10 refuses to encode (POST /auth/token answers 500). Harmless on every version.
+                # Airflow 3.1 up to 3.1.6 put an empty list as "iss" into their tokens unless an issuer is set, which
+                # recent PyJWT (2.15) refuses to encode (POST /auth/token answers 500). Harmless on every version.
                 "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow-provider-oms-tests",
                 "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(64),
                 # Not listening anywhere but the API port: no log servers (skipped too), no health check server.

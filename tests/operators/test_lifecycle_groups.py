@@ -69,7 +69,7 @@ def migrated(emulator: OMSEmulator) -> set[str]:
 
 
 @pytest.fixture
-def make_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oms_conn: str, set_connection: Any):
+def make_group_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oms_conn: str, set_connection: Any):
     """Start an emulator with options, point the default OMS connection at it and define the source connection."""
     started: list[OMSEmulator] = []
 
@@ -100,8 +100,8 @@ def group_sensor(group_id: str) -> MigrationTaskGroupSensor:
 # -- task groups -----------------------------------------------------------------------------------
 
 
-def test_create_group_puts_the_connections_credentials_in_and_a_retry_reuses_it(make_emulator: Any) -> None:
-    emulator = make_emulator(task_start_delay=5)
+def test_create_group_puts_the_connections_credentials_in_and_a_retry_reuses_it(make_group_emulator: Any) -> None:
+    emulator = make_group_emulator(task_start_delay=5)
     first = CreateMigrationTaskGroupOperator(
         task_id="create_group", group_definition=GROUP_DEFINITION, source_conn_id="src"
     ).execute(context(try_number=1))
@@ -123,8 +123,8 @@ def test_create_group_puts_the_connections_credentials_in_and_a_retry_reuses_it(
     assert emulator.applied_group_creates == 2
 
 
-def test_group_sensor_pokes_until_the_group_completes(make_emulator: Any) -> None:
-    emulator = make_emulator(task_start_delay=0.3)
+def test_group_sensor_pokes_until_the_group_completes(make_group_emulator: Any) -> None:
+    emulator = make_group_emulator(task_start_delay=0.3)
     emulator.bucket_path("src").joinpath("b", "bad.txt").unlink()
     group_id = create_group()
     sensor = group_sensor(group_id)
@@ -150,8 +150,10 @@ def test_group_sensor_pokes_until_the_group_completes(make_emulator: Any) -> Non
     assert migrated(emulator) == {"in/a/1.txt", "in/a/2.txt", "in/b/3.txt"}
 
 
-def test_group_sensor_fails_with_the_reason_and_a_retry_of_the_failed_objects_completes(make_emulator: Any) -> None:
-    emulator = make_emulator()
+def test_group_sensor_fails_with_the_reason_and_a_retry_of_the_failed_objects_completes(
+    make_group_emulator: Any,
+) -> None:
+    emulator = make_group_emulator()
     emulator.add_fail_rule("b/bad.txt", times=1)
     group_id = create_group()
     emulator.wait_for_group_status(group_id, {GroupStatus.MIGRATION_FAILED}, timeout=WAIT)
@@ -168,8 +170,8 @@ def test_group_sensor_fails_with_the_reason_and_a_retry_of_the_failed_objects_co
     assert migrated(emulator) == {"in/a/1.txt", "in/a/2.txt", "in/b/3.txt", "in/b/bad.txt"}
 
 
-def test_stop_then_start_the_group(make_emulator: Any) -> None:
-    emulator = make_emulator(task_start_delay=1.0)
+def test_stop_then_start_the_group(make_group_emulator: Any) -> None:
+    emulator = make_group_emulator(task_start_delay=1.0)
     group_id = create_group()
     StopMigrationTaskGroupOperator(task_id="stop_group", group_id=group_id).execute(context())
     assert emulator.get_task_group(group_id)["status"] == GroupStatus.PAUSED
@@ -188,8 +190,8 @@ def test_stop_then_start_the_group(make_emulator: Any) -> None:
 # -- bandwidth policy ------------------------------------------------------------------------------
 
 
-def test_update_bandwidth_policy_then_the_task_shows_it(make_emulator: Any) -> None:
-    emulator = make_emulator(task_start_delay=5)
+def test_update_bandwidth_policy_then_the_task_shows_it(make_group_emulator: Any) -> None:
+    emulator = make_group_emulator(task_start_delay=5)
     task_id = CreateMigrationTaskOperator(
         task_id="create", task_definition=TASK_DEFINITION, source_conn_id="src"
     ).execute(context())["migration_task_id"]
@@ -216,8 +218,8 @@ def test_update_bandwidth_policy_then_the_task_shows_it(make_emulator: Any) -> N
 # -- sync tasks ------------------------------------------------------------------------------------
 
 
-def test_stop_and_start_a_sync_task_and_files_really_sync(make_emulator: Any, set_connection: Any) -> None:
-    emulator = make_emulator(sync_interval=0.05)
+def test_stop_and_start_a_sync_task_and_files_really_sync(make_group_emulator: Any, set_connection: Any) -> None:
+    emulator = make_group_emulator(sync_interval=0.05)
     sync_task_id = emulator.create_sync_task("src", "synced")
     emulator.wait_for_sync_pass(sync_task_id, timeout=WAIT)
     assert destination_keys(emulator, "synced") == set(OBJECTS)
@@ -247,11 +249,13 @@ def test_stop_and_start_a_sync_task_and_files_really_sync(make_emulator: Any, se
 
 
 @pytest.fixture
-def token_emulator(make_emulator: Any, set_connection: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[OMSEmulator]:
+def token_emulator(
+    make_group_emulator: Any, set_connection: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[OMSEmulator]:
     """An emulator, an ``oms_token`` connection logging in as its IAM user, and ``dst`` holding the OBS AK/SK."""
     # The provider caches tokens for the whole process: start each test without one.
     monkeypatch.setattr(iam, "_cache", {})
-    emulator = make_emulator(task_start_delay=0.3)
+    emulator = make_group_emulator(task_start_delay=0.3)
     conn = emulator.airflow_connection(auth="token")
     set_connection(
         "oms_token", conn_type=conn["conn_type"], login=conn["login"], password=conn["password"], extra=conn["extra"]
@@ -341,8 +345,8 @@ def test_the_trigger_waits_with_a_token_connection(token_emulator: OMSEmulator) 
     assert emulator.tokens_issued == 2
 
 
-def test_a_group_start_whose_answer_was_lost_counts_as_done(make_emulator: Any) -> None:
-    emulator = make_emulator(task_start_delay=5.0)
+def test_a_group_start_whose_answer_was_lost_counts_as_done(make_group_emulator: Any) -> None:
+    emulator = make_group_emulator(task_start_delay=5.0)
     group_id = create_group()
     StopMigrationTaskGroupOperator(task_id="stop_group", group_id=group_id).execute(context())
     emulator.inject_fault("reset_after", path=r"/taskgroups/[^/]+/start$")

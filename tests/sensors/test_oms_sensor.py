@@ -22,8 +22,7 @@ from airflow_provider_oms.sensors.oms import MigrationTaskSensor
 from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_SK
 from airflow_provider_oms.triggers.oms import MigrationTaskTrigger
 from airflow_provider_oms.waiting import SUMMARY_FIELDS
-from tests.helpers import create_sample_task
-from tests.test_waiting import DOCUMENTED_RESULT_KEYS
+from tests.helpers import DOCUMENTED_RESULT_KEYS, create_sample_task
 
 WAIT = 20.0
 SECRETS = (EMULATOR_AK, EMULATOR_SK)
