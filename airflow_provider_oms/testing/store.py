@@ -200,6 +200,19 @@ class TaskSpec:
     save_prefix: str
     object_overwrite_mode: str
 
+    def nodes_json(self) -> dict[str, Any]:
+        """``src_node``, ``dst_node`` and ``object_overwrite_mode`` as show-task (and show-group) return them."""
+        return {
+            "src_node": {
+                "bucket": self.src_bucket,
+                "region": self.src_region,
+                "cloud_type": self.cloud_type,
+                "object_key": list(self.object_keys),
+            },
+            "dst_node": {"bucket": self.dst_bucket, "region": self.dst_region, "save_prefix": self.save_prefix},
+            "object_overwrite_mode": self.object_overwrite_mode,
+        }
+
 
 def description_field(body: Mapping[str, Any]) -> str:
     """Return the optional ``description``: at most 255 characters, none of ``^<>()&"'``."""
@@ -397,14 +410,7 @@ class _Task:
             "task_type": spec.task_type,
             "description": spec.description,
             "group_id": self.group_id,
-            "src_node": {
-                "bucket": spec.src_bucket,
-                "region": spec.src_region,
-                "cloud_type": spec.cloud_type,
-                "object_key": list(spec.object_keys),
-            },
-            "dst_node": {"bucket": spec.dst_bucket, "region": spec.dst_region, "save_prefix": spec.save_prefix},
-            "object_overwrite_mode": spec.object_overwrite_mode,
+            **spec.nodes_json(),
             "bandwidth_policy": [dict(window) for window in self.bandwidth_policy],
             "status": int(self.status),
             "total_num": self.total_num,
