@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 try:
-    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException, AirflowTaskTimeout
 except ImportError:  # Airflow 3.1
-    from airflow.exceptions import AirflowException, AirflowSensorTimeout  # type: ignore[no-redef]
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        AirflowTaskTimeout,
+    )
 
 __all__ = [
     "AirflowException",
+    "AirflowSkipException",
+    "AirflowTaskTimeout",
     "OMSApiError",
     "OMSError",
     "OMSMigrationError",

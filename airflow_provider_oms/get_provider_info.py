@@ -60,16 +60,52 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "For temporary AK/SK; sent as X-Security-Token.",
                         "schema": {"type": ["string", "null"], "format": "password"},
                     },
+                    "auth_type": {
+                        "label": "Authentication",
+                        "description": "aksk (default): sign requests with the AK/SK above. token: log in to IAM "
+                        "as the user above (login: IAM user name, password: its password) and send its token.",
+                        "schema": {"type": ["string", "null"], "enum": ["aksk", "token", None]},
+                    },
+                    "domain": {
+                        "label": "IAM domain (token auth)",
+                        "description": "The account (domain) name the IAM user belongs to; required with token.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "iam_endpoint": {
+                        "label": "IAM endpoint (token auth)",
+                        "description": "Default: https://iam.{region}.myhuaweicloud.com, or the global IAM "
+                        "endpoint without a region.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "verify": {
+                        "label": "Verify TLS",
+                        "description": "true (default), false, or the path of a CA bundle file.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "How long one request may take; default 60.",
+                        "schema": {"type": ["number", "string", "null"]},
+                    },
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["host", "schema", "port"],
-                    "relabeling": {"login": "Access Key ID (AK)", "password": "Secret Access Key (SK)"},
+                    # One form serves both kinds of authentication: the labels name what each mode reads.
+                    "relabeling": {
+                        "login": "Access Key ID (AK), or IAM user name",
+                        "password": "Secret Access Key (SK), or IAM password",
+                    },
                     "placeholders": {
-                        "login": "AK of the account or IAM user",
-                        "password": "SK of the account or IAM user",
+                        "login": "AK (aksk auth) or IAM user name (token auth)",
+                        "password": "SK (aksk auth) or IAM user password (token auth)",
                         "project_id": "0123456789abcdef0123456789abcdef",
                         "region": "cn-north-4",
                         "endpoint": "https://oms.cn-north-4.myhuaweicloud.com",
+                        "auth_type": "aksk",
+                        "domain": "my-account-name",
+                        "iam_endpoint": "https://iam.cn-north-4.myhuaweicloud.com",
+                        "verify": "true",
+                        "timeout": "60",
                     },
                 },
             }

@@ -7,7 +7,10 @@ trigger and the sensor, so all three judge and report a task the same way. No Ai
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
@@ -32,6 +35,108 @@ SUMMARY_FIELDS = (
     "error_reason",
     "failed_object_record",
 )
+
+
+#: For this long after the provider's own start (or failed-object restart), a read that still shows the task
+#: exactly as it was before the start is not taken as the outcome: OMS may answer with the old status (paused,
+#: or the previous run's failure) for a moment after it accepted a start.
+START_GRACE_SECONDS = 60.0
+#: Fields that stay still while a task is paused or failed; a read equal to the read before a start on all of
+#: them still shows the task from before the start. (Not the timing fields: they may move on every read.)
+FINGERPRINT_FIELDS = (
+    "status",
+    "start_time",
+    "total_num",
+    "successful_num",
+    "failed_num",
+    "skipped_num",
+    "complete_size",
+)
+
+
+def fingerprint(task: Mapping[str, Any]) -> list[Any]:
+    """Return what a read right after a start is compared with to tell a stale answer (JSON-serializable)."""
+    return [task.get(key) for key in FINGERPRINT_FIELDS]
+
+
+def shows_start(
+    task: Mapping[str, Any], before: Sequence[Any] | None, grace_until: float | None, now: float
+) -> bool | None:
+    """
+    Whether a read shows the provider's own start: ``True`` yes, ``None`` not yet (within the grace window).
+
+    :param task: the read.
+    :param before: :func:`fingerprint` of the read before the start; ``None`` once a read has shown the start.
+    :param grace_until: the end (UNIX time) of the window in which a stale read is waited out.
+    :param now: the time of the read.
+    :return: ``True`` when the task has moved since the read before the start (or nothing is being checked),
+        ``None`` when it has not and the grace window is still open, ``False`` when it has not and the window
+        has closed: OMS accepted the start but the task never showed it.
+    """
+    if before is None or fingerprint(task) != list(before):
+        return True
+    if grace_until is not None and now < grace_until:
+        return None
+    return False
+
+
+#: How long a wait goes on while OMS cannot be reached, in seconds (connection extra ``outage_tolerance``): much
+#: longer than one call's retry budget (``retry_max_seconds``, 120 s), so that a gateway outage of minutes does
+#: not fail a migration of hours.
+DEFAULT_OUTAGE_TOLERANCE = 900.0
+
+
+@dataclass
+class Outage:
+    """
+    How long the reads of one wait have failed in a row because OMS could not be reached.
+
+    :param tolerance: the longest outage the wait goes on through, in seconds.
+    """
+
+    tolerance: float
+    #: When the first failed read of the current outage began (UNIX time); ``None`` while OMS answers.
+    since: float | None = None
+
+    def failed(self, error: BaseException, read_began: float, now: float) -> str | None:
+        """
+        Record a read that failed for good (its retries spent) because OMS was unreachable.
+
+        :return: ``None`` while the outage is tolerated, else the message to fail the wait with.
+        """
+        if self.since is None:
+            self.since = read_began
+        if now - self.since < self.tolerance:
+            return None
+        since = datetime.fromtimestamp(self.since, tz=timezone.utc).isoformat(timespec="seconds")
+        return (
+            f"OMS was unreachable since {since} ({_duration((now - self.since) * 1000)}), longer than the "
+            f"connection's outage_tolerance of {self.tolerance:.0f} s; last error: {error}"
+        )
+
+    def log_line(self, migration_task_id: str, error: BaseException, now: float) -> str:
+        """Say that a read failed and the wait goes on."""
+        since = self.since if self.since is not None else now
+        return (
+            f"OMS unreachable while waiting for task {migration_task_id} for {_duration((now - since) * 1000)} "
+            f"({error}); waiting on, up to the outage_tolerance of {self.tolerance:.0f} s"
+        )
+
+    def recovered(self, now: float) -> str | None:
+        """Record a read that worked; return a line to log when it ends an outage."""
+        if self.since is None:
+            return None
+        lasted, self.since = now - self.since, None
+        return f"OMS answers again after {_duration(lasted * 1000)}"
+
+
+def stale_start_message(migration_task_id: str, task: Mapping[str, Any], started_at: float | None) -> str:
+    """Say that OMS accepted a start but still shows the task as it was before it, past the grace window."""
+    since = f" {time.time() - started_at:.0f} s" if started_at else ""
+    return (
+        f"OMS accepted the start of migration task {migration_task_id}, but{since} later it still shows the task "
+        f"as before the start ({status_name(task.get('status'))}, unchanged); check the task in the OMS console"
+    )
 
 
 class Outcome(str, Enum):

@@ -98,12 +98,79 @@ def test_connection_form_widgets_match_the_fields_airflow_builds_from_the_provid
 
     widgets = OMSHook.get_connection_form_widgets()
 
-    assert set(widgets) == {"project_id", "region", "endpoint", "security_token"}
+    plain = {"project_id", "region", "endpoint", "auth_type", "domain", "iam_endpoint", "verify", "timeout"}
+    assert set(widgets) == plain | {"security_token"}
     assert widgets["security_token"].field_class is HookMetaService.MockPasswordField
-    assert {widgets[n].field_class for n in ("project_id", "region", "endpoint")} == {HookMetaService.MockStringField}
+    assert {widgets[n].field_class for n in plain} == {HookMetaService.MockStringField}
     from_hook = {name: field.param.dump() for name, field in widgets.items()}
     (conn_type,) = get_provider_info()["connection-types"]
     for name, spec in conn_type["conn-fields"].items():
         assert from_hook[name]["schema"]["title"] == spec["label"]
         assert from_hook[name]["description"] == spec["description"]
         assert from_hook[name]["schema"].get("format") == spec["schema"].get("format")
+
+
+def test_the_form_has_a_field_for_token_auth_tls_and_timeout_and_labels_for_both_auth_modes():
+    (conn_type,) = get_provider_info()["connection-types"]
+    fields = conn_type["conn-fields"]
+    for name in ("auth_type", "domain", "iam_endpoint", "verify", "timeout"):
+        assert name in fields, name
+        assert fields[name]["label"] and fields[name]["description"]
+    assert fields["auth_type"]["schema"]["enum"][:2] == ["aksk", "token"]
+    labels = conn_type["ui-field-behaviour"]["relabeling"]
+    assert "IAM user name" in labels["login"] and "AK" in labels["login"]
+    assert "IAM password" in labels["password"] and "SK" in labels["password"]
+
+
+def test_a_token_connection_as_the_form_saves_it_is_usable():
+    """The form saves every field as a plain extra, numbers and booleans as text."""
+    from airflow.sdk import Connection
+
+    from airflow_provider_oms.hooks.oms import config_from_connection
+
+    conn = Connection(
+        conn_id="from_the_form",
+        conn_type="huaweicloud_oms",
+        login="iam-user",
+        password="iam-password-0001",
+        extra=json.dumps(
+            {
+                "project_id": "0123456789abcdef0123456789abcdef",
+                "region": "cn-north-4",
+                "auth_type": "token",
+                "domain": "my-account",
+                "iam_endpoint": "",
+                "verify": "false",
+                "timeout": "30",
+                "endpoint": "",
+                "security_token": "",
+            }
+        ),
+    )
+    config = config_from_connection(conn)
+    assert config.iam is not None
+    assert (config.iam.domain, config.iam.user, config.iam.endpoint) == (
+        "my-account",
+        "iam-user",
+        "https://iam.cn-north-4.myhuaweicloud.com",
+    )
+    assert (config.verify, config.timeout) == (False, 30.0)
+
+
+def test_empty_form_fields_are_unset_ones():
+    from airflow.sdk import Connection
+
+    from airflow_provider_oms.hooks.oms import DEFAULT_TIMEOUT, config_from_connection
+
+    extra = {"project_id": "p1", "region": "cn-north-4", "auth_type": "", "domain": "", "iam_endpoint": ""}
+    extra.update(verify="", timeout="", security_token="", retry_max_attempts="")
+    conn = Connection(
+        conn_id="c", conn_type="huaweicloud_oms", login="AK-0001", password="SK-0001", extra=json.dumps(extra)
+    )
+    config = config_from_connection(conn)
+    assert (config.verify, config.timeout, config.iam, config.credentials.security_token) == (
+        True,
+        DEFAULT_TIMEOUT,
+        None,
+        None,
+    )

@@ -45,6 +45,7 @@ from airflow_provider_oms.validation import (
     check_start_task_body,
     coerce_bool,
 )
+from airflow_provider_oms.waiting import DEFAULT_OUTAGE_TOLERANCE
 
 if TYPE_CHECKING:
     import requests
@@ -83,6 +84,33 @@ GROUP_START_FIELDS = frozenset(
         "migrate_failed_object",
     }
 )
+
+
+def refuse_tokens(body: Mapping[str, Any], call: str, sources: Mapping[str, str] | None = None) -> None:
+    """
+    Refuse a body with temporary-credential tokens for a call whose request has no field for them.
+
+    :param body: the start-like body.
+    :param call: the call, for the message (``start task group``).
+    :param sources: where each field came from, to name the connection.
+    """
+    for field_name in TOKEN_FIELDS:
+        if body.get(field_name):
+            where = (sources or {}).get(field_name, f"the body's {field_name!r}")
+            raise OMSValidationError(
+                f"{where} holds a security token (temporary credentials), but OMS's {call} request has no field "
+                "for it: the AK/SK would be sent without their token and fail inside OMS. Use a connection with "
+                "permanent AK/SK for this call"
+            )
+
+
+def _group_body(body: Mapping[str, Any], call: str) -> dict[str, Any]:
+    refuse_tokens(body, call)
+    return {key: value for key, value in body.items() if key in GROUP_START_FIELDS}
+
+
+#: The start-like fields that carry temporary-credential tokens.
+TOKEN_FIELDS = ("src_security_token", "dst_security_token")
 #: After a stop whose answer was lost, a task in these statuses was stopped by it.
 STOPPED_STATUSES = frozenset({TaskStatus.PAUSING, TaskStatus.PAUSED})
 
@@ -150,6 +178,8 @@ class OMSConnectionConfig:
     #: How calls are retried (extras ``retry_max_attempts``, ``retry_max_seconds``, ``retry_base_wait``,
     #: ``retry_max_wait``).
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    #: How long a wait goes on while OMS cannot be reached, in seconds (extra ``outage_tolerance``).
+    outage_tolerance: float = DEFAULT_OUTAGE_TOLERANCE
 
 
 def credentials_from_connection(conn: Connection, *, role: str) -> tuple[Credentials, dict[str, Any]]:
@@ -179,7 +209,9 @@ def credentials_from_connection(conn: Connection, *, role: str) -> tuple[Credent
 
 
 def _number(extra: Mapping[str, Any], key: str, default: float, minimum: float, where: str) -> float:
-    value = extra.get(key, default)
+    value = extra.get(key)
+    if value is None or value == "":  # an empty form field is an unset one
+        value = default
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -290,7 +322,9 @@ def config_from_connection(conn: Connection) -> OMSConnectionConfig:
             f"extra 'endpoint' of {where} uses plain http:// to a host that is not loopback; request bodies "
             "carry credentials, so use https:// (or set extra 'allow_insecure_http' to true)"
         )
-    verify_raw = extra.get("verify", True)
+    verify_raw = extra.get("verify")
+    if verify_raw is None or verify_raw == "":  # an empty form field is an unset one
+        verify_raw = True
     verify: bool | str
     if isinstance(verify_raw, bool) or str(verify_raw).strip().lower() in {"true", "false"}:
         verify = coerce_bool("verify", verify_raw)
@@ -301,8 +335,9 @@ def config_from_connection(conn: Connection) -> OMSConnectionConfig:
                 f"extra 'verify' of {where} must be true, false or the path of a CA bundle file; "
                 f"{verify!r} is not a file"
             )
+    timeout_raw = extra.get("timeout")
     try:
-        timeout = float(extra.get("timeout", DEFAULT_TIMEOUT))
+        timeout = float(DEFAULT_TIMEOUT if timeout_raw is None or timeout_raw == "" else timeout_raw)
     except (TypeError, ValueError):
         raise OMSValidationError(
             f"extra 'timeout' of {where} must be a number of seconds, got {extra.get('timeout')!r}"
@@ -313,6 +348,7 @@ def config_from_connection(conn: Connection) -> OMSConnectionConfig:
     return OMSConnectionConfig(
         iam=iam,
         retry_policy=_retry_policy(extra, where),
+        outage_tolerance=_number(extra, "outage_tolerance", DEFAULT_OUTAGE_TOLERANCE, 0, where),
         credentials=credentials,
         project_id=project_id,
         endpoint=endpoint,
@@ -348,6 +384,18 @@ _SOURCE_SECRET_EXTRAS = (
 )
 
 
+#: Connection types a source connection may have: the ones :func:`source_fields` can read keys from.
+SOURCE_CONN_TYPES = ("aws", "google_cloud_platform", "wasb", "generic", "huaweicloud_oms")
+#: Extras that name a way to get keys OMS cannot use: it needs the keys themselves, not a role or a profile.
+_INDIRECT_CREDENTIAL_EXTRAS = (
+    "role_arn",
+    "profile_name",
+    "aws_profile",
+    "assume_role_method",
+    "web_identity_token_file",
+)
+
+
 def _extra_value(extra: Mapping[str, Any], key: str, conn_type: str) -> Any:
     """Return an extra by its name, or by the ``extra__<conn_type>__<name>`` form older connection forms saved."""
     value = extra.get(key)
@@ -376,13 +424,21 @@ def source_fields(conn: Connection) -> tuple[dict[str, Any], dict[str, str]]:
     * ``google_cloud_platform``: extra ``keyfile_dict`` (the key JSON), or ``key_path`` (a file holding it)
       -> ``json_auth_file``.
     * ``wasb`` (Azure Blob Storage): extra ``connection_string`` -> ``connection_string``.
-    * any other (``huaweicloud_oms``, ``generic``...): login/password -> ``src_ak``/``src_sk``; extras
-      ``security_token`` -> ``src_security_token`` and ``json_auth_file`` -> ``json_auth_file``.
+
+    * ``generic`` and ``huaweicloud_oms``: login/password -> ``src_ak``/``src_sk``; extras ``security_token`` ->
+      ``src_security_token`` and ``json_auth_file`` -> ``json_auth_file``.
 
     Every type may add extra ``cdn_authentication_key`` -> ``source_cdn_authentication_key``. Every value read
-    is registered with the secret masker and checked before anything is sent.
+    is registered with the secret masker and checked before anything is sent. A connection of another type, or
+    one that holds no key OMS can use (e.g. an ``aws`` connection with only ``role_arn`` or a profile), is
+    refused, naming the connection and what is missing.
     """
     conn_id, conn_type = conn.conn_id, conn.conn_type or "generic"
+    if conn_type not in SOURCE_CONN_TYPES:
+        raise OMSValidationError(
+            f"source connection {conn_id!r} has type {conn_type!r}, which this provider cannot read source keys "
+            f"from; use a connection of type {', '.join(SOURCE_CONN_TYPES)}"
+        )
     extra = dict(conn.extra_dejson or {})
     of = f"of source connection {conn_id!r}"
     for value in (conn.login, conn.password, *(_extra_value(extra, key, conn_type) for key in _SOURCE_SECRET_EXTRAS)):
@@ -442,6 +498,9 @@ def source_fields(conn: Connection) -> tuple[dict[str, Any], dict[str, str]]:
         if keyfile:
             put("json_auth_file", _json_auth_file(keyfile, conn_id, "json_auth_file"), f"extra 'json_auth_file' {of}")
     cdn_key = _extra_value(extra, "cdn_authentication_key", conn_type)
+    indirect = [key for key in _INDIRECT_CREDENTIAL_EXTRAS if _extra_value(extra, key, conn_type)]
+    if not fields and (indirect or not cdn_key):  # a CDN key alone serves a source behind a CDN (a URL list)
+        raise OMSValidationError(_no_source_keys(conn_id, conn_type, indirect))
     if cdn_key:
         put("source_cdn_authentication_key", cdn_key, f"extra 'cdn_authentication_key' {of}")
     for value in fields.values():  # as sent: a key file read from disk or an object turned into JSON text
@@ -449,6 +508,23 @@ def source_fields(conn: Connection) -> tuple[dict[str, Any], dict[str, str]]:
     if "json_auth_file" in fields:  # and its parts: the masker hides a key file's private_key on its own
         mask_secret(json.loads(fields["json_auth_file"]))
     return fields, where
+
+
+def _no_source_keys(conn_id: str, conn_type: str, indirect: list[str]) -> str:
+    """Say what a source connection without keys lacks, and why a role or profile does not do."""
+    where = "login and password (AK/SK)"
+    if conn_type == "aws":
+        where = "login and password, or extras 'aws_access_key_id' and 'aws_secret_access_key'"
+    message = f"source connection {conn_id!r} holds no source keys: set its {where}"
+    if indirect:
+        message += (
+            f"; it has {', '.join(repr(key) for key in indirect)}, but OMS needs the keys themselves and cannot "
+            "assume a role or read a profile"
+        )
+    return message + (
+        ". Leave source_conn_id unset for a task that needs no source keys (a URL list), or give the connection "
+        "only extra 'cdn_authentication_key' for a source behind a CDN"
+    )
 
 
 def _read_key_file(path: Any, conn_id: str) -> str:
@@ -861,7 +937,7 @@ class OMSHook(BaseHook):
             status_label=lambda status: GROUP_STATUS_NAMES.get(status, str(status)),
             done_statuses=done,
             wrong_state_codes=wrong,
-            json_body=None if body is None else {k: v for k, v in body.items() if k in GROUP_START_FIELDS},
+            json_body=None if body is None else _group_body(body, f"{action} task group"),
         )
 
     def start_task_group(self, group_id: str, body: Mapping[str, Any]) -> None:
@@ -884,8 +960,9 @@ class OMSHook(BaseHook):
         return self._call("GET", "/sync-tasks/{sync_task_id}", f"show sync task {sync}", sync_task_id=sync) or {}
 
     def start_sync_task(self, sync_task_id: str, body: Mapping[str, Any]) -> None:
-        """Start a sync task (``POST .../sync-tasks/{id}/start``); the body needs src and dst AK/SK."""
+        """Start a sync task (``POST .../sync-tasks/{id}/start``); the body needs src and dst AK/SK, no token."""
         sync = check_path_value("sync_task_id", sync_task_id, "task_id")
+        refuse_tokens(body, "start sync task")
         self._call(
             "POST",
             "/sync-tasks/{sync_task_id}/start",
@@ -902,7 +979,11 @@ class OMSHook(BaseHook):
     # -- start body -------------------------------------------------------------------------------
 
     def credentials_body(
-        self, *, source_conn_id: str | None = None, destination_conn_id: str | None = None
+        self,
+        *,
+        source_conn_id: str | None = None,
+        destination_conn_id: str | None = None,
+        tokenless_call: str | None = None,
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """
         Return the credential fields of a start-like body (start task, start or retry group, start sync task).
@@ -911,6 +992,9 @@ class OMSHook(BaseHook):
         ``security_token`` extra. Source: see :func:`source_fields` (AWS, Google Cloud, Azure Blob and
         AK/SK connections). Without a source connection no source field is set (a URL-list task).
 
+        :param tokenless_call: ``None`` when the call can carry temporary-credential tokens; else the name of
+            the call that cannot (task groups, sync tasks), and a connection holding a token is refused: its AK/SK
+            would be sent without the token they need, and fail later inside OMS.
         :return: the fields, and for each where it came from (for error messages).
         """
         body: dict[str, Any] = {}
@@ -931,6 +1015,8 @@ class OMSHook(BaseHook):
             fields, where = source_fields(self.get_connection(source_conn_id))
             body.update(fields)
             sources.update(where)
+        if tokenless_call is not None:
+            refuse_tokens(body, tokenless_call, sources)
         return body, sources
 
     def build_start_task_body(
@@ -958,11 +1044,14 @@ class OMSHook(BaseHook):
         *,
         source_conn_id: str | None = None,
         destination_conn_id: str | None = None,
+        tokenless_call: str | None = None,
     ) -> dict[str, Any]:
         """
         Build a CreateTaskReq (or CreateTaskGroupReq) from a task definition without credentials.
 
         The credentials go into ``src_node`` and ``dst_node`` from the connections, as for a start.
+        ``tokenless_call`` names a call whose nodes have no ``security_token`` (create task group), as for
+        :meth:`credentials_body`.
 
         :param task: the request without any credential: ``src_node`` (region, bucket, cloud_type,
             object_key...), ``dst_node`` (region, bucket, save_prefix), ``task_type``, ``description``...
@@ -975,7 +1064,9 @@ class OMSHook(BaseHook):
                 raise OMSValidationError(
                     f"{node} must not hold credentials ({', '.join(given)}): they come from the connections"
                 )
-        fields, sources = self.credentials_body(source_conn_id=source_conn_id, destination_conn_id=destination_conn_id)
+        fields, sources = self.credentials_body(
+            source_conn_id=source_conn_id, destination_conn_id=destination_conn_id, tokenless_call=tokenless_call
+        )
         check_start_task_body({**fields, "migrate_failed_object": False}, sources)
         src_node = dict(task["src_node"])
         for field_name, node_key in _SOURCE_NODE_KEYS.items():

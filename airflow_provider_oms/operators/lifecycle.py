@@ -34,10 +34,40 @@ _LOOKUP_PAGES = 10
 _DESCRIPTION_MAX = 255
 
 
-def run_marker(context: Context) -> str:
-    """Return a short token naming this task instance (DAG, run, task, map index), kept in what it creates."""
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def first_try_of_this_clear(context: Context, retries: int | None) -> int:
+    """
+    Return the try number this task instance started from since it was last cleared (1 if never cleared).
+
+    Clearing sets ``max_tries`` to the try number plus the task's retries, so the tries since then begin at
+    ``max_tries - retries + 1`` (Airflow's own sensors count reschedules from there too).
+
+    :param context: the task's context.
+    :param retries: the task's ``retries``.
+    """
+    ti = context["ti"]
+    try_number = _int(getattr(ti, "try_number", 1), 1)
+    max_tries = getattr(ti, "max_tries", None)
+    if not isinstance(max_tries, int) or isinstance(max_tries, bool):
+        return 1  # not known here: as if never cleared
+    return min(max(max_tries - _int(retries, 0) + 1, 1), try_number)
+
+
+def run_marker(context: Context, retries: int | None = 0) -> str:
+    """
+    Return a short token naming this task instance and clear (DAG, run, task, map index), kept in what it creates.
+
+    Retries of one try share it, so a retry finds what its earlier try created; a clear starts a new one, so a
+    cleared task creates anew instead of passing at once on what an earlier, finished try created.
+    """
     ti = context["ti"]
     key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
+    first_try = first_try_of_this_clear(context, retries)
+    if first_try > 1:
+        key += f"/cleared-at-try-{first_try}"
     return "airflow-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -82,10 +112,11 @@ class _OMSOperator(BaseOperator):
         create: Callable[[dict[str, Any]], dict[str, Any]],
         find: Callable[[str], str | None],
         id_key: str,
+        tokenless_call: str | None = None,
     ) -> tuple[str, bool]:
-        """Create unless an earlier try of this task instance already did; return the id and whether reused."""
-        marker = run_marker(context)
-        if getattr(context["ti"], "try_number", 1) > 1:
+        """Create unless an earlier try since the last clear already did; return the id and whether reused."""
+        marker = run_marker(context, self.retries)
+        if _int(getattr(context["ti"], "try_number", 1), 1) > first_try_of_this_clear(context, self.retries):
             found = find(marker)
             if found is not None:
                 self.log.info("Reusing OMS %s %s created by an earlier try (marker %s)", kind, found, marker)
@@ -94,6 +125,7 @@ class _OMSOperator(BaseOperator):
             {**definition, "description": _with_marker(definition.get("description"), marker)},
             source_conn_id=self.source_conn_id,  # type: ignore[attr-defined]
             destination_conn_id=self.destination_conn_id,  # type: ignore[attr-defined]
+            tokenless_call=tokenless_call,
         )
         created = create(body)
         created_id = str(created[id_key])
@@ -255,6 +287,7 @@ class CreateMigrationTaskGroupOperator(_OMSOperator):
             create=self.hook.create_task_group,
             find=lambda marker: _find_by_marker(self.hook.list_task_groups, "taskgroups", "group_id", marker),
             id_key="group_id",
+            tokenless_call="create task group",  # its nodes have no security_token
         )
         return {"group_id": group_id, "reused": reused}
 
@@ -290,7 +323,9 @@ class StartMigrationTaskGroupOperator(_GroupOperator):
         """Start the group."""
         group = self._group()
         body, _ = self.hook.credentials_body(
-            source_conn_id=self.source_conn_id, destination_conn_id=self.destination_conn_id
+            source_conn_id=self.source_conn_id,
+            destination_conn_id=self.destination_conn_id,
+            tokenless_call="start task group",
         )
         self.hook.start_task_group(group, body)
 
@@ -319,7 +354,9 @@ class RetryMigrationTaskGroupOperator(StartMigrationTaskGroupOperator):
         failed_only = coerce_bool("migrate_failed_object", self.migrate_failed_object)
         group = self._group()
         body, _ = self.hook.credentials_body(
-            source_conn_id=self.source_conn_id, destination_conn_id=self.destination_conn_id
+            source_conn_id=self.source_conn_id,
+            destination_conn_id=self.destination_conn_id,
+            tokenless_call="retry task group",
         )
         self.hook.retry_task_group(group, {**body, "migrate_failed_object": failed_only})
 
@@ -377,7 +414,9 @@ class StartSyncTaskOperator(_SyncOperator):
         """Start the sync task and read back its status."""
         sync = self._sync()
         fields, _ = self.hook.credentials_body(
-            source_conn_id=self.source_conn_id, destination_conn_id=self.destination_conn_id
+            source_conn_id=self.source_conn_id,
+            destination_conn_id=self.destination_conn_id,
+            tokenless_call="start sync task",
         )
         if "src_ak" not in fields:
             raise OMSValidationError(f"a sync task needs the source AK/SK: connection {self.source_conn_id!r} has none")

@@ -17,21 +17,49 @@ from airflow_provider_oms.constants import (
     TaskStatus,
     status_name,
 )
-from airflow_provider_oms.exceptions import OMSError, OMSMigrationError, OMSSensorTimeout
+from airflow_provider_oms.exceptions import (
+    AirflowSkipException,
+    OMSApiError,
+    OMSError,
+    OMSMigrationError,
+    OMSSensorTimeout,
+)
 from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.validation import check_path_value
 from airflow_provider_oms.version_compat import conf
-from airflow_provider_oms.waiting import Outcome, classify, failure_message, progress_line, result, summarize
+from airflow_provider_oms.waiting import (
+    Outage,
+    Outcome,
+    classify,
+    failure_message,
+    progress_line,
+    result,
+    summarize,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+def _outcome_failed(sensor: BaseSensorOperator, error: OMSMigrationError) -> OMSMigrationError | AirflowSkipException:
+    """Return the error to raise when what the sensor watches ended badly: a skip with ``soft_fail``."""
+    if sensor.soft_fail:
+        skip = AirflowSkipException(f"Skipping because soft_fail is set: {error}")
+        skip.__cause__ = error
+        return skip
+    return error
 
 
 class MigrationTaskSensor(BaseSensorOperator):
     """
     Wait until an OMS migration task reaches one of the target statuses; fail when it fails.
 
-    Works in ``poke`` and ``reschedule`` mode, and deferrable (the wait then runs in the triggerer).
+    Works in ``poke`` and ``reschedule`` mode, and deferrable (the wait then runs in the triggerer). A sensor
+    only reads: it never starts, pauses or changes the task, whatever happens to it (timeouts, kills).
+
+    ``soft_fail`` behaves the same in every mode: the sensor is skipped when the task ends in a status that is
+    not awaited (failed, paused...) or the sensor times out, and fails when OMS cannot be asked (a connection or
+    API error), so a broken connection is never hidden as a skip (``never_fail`` skips that too).
 
     :param migration_task_id: the OMS migration task id. Templated.
     :param oms_conn_id: connection of type ``huaweicloud_oms``. Templated.
@@ -61,6 +89,8 @@ class MigrationTaskSensor(BaseSensorOperator):
         self.target_statuses = [int(s) for s in target_statuses]
         self.failure_statuses = [int(s) for s in failure_statuses]
         self.deferrable = deferrable
+        #: Failed reads in a row while OMS was unreachable (poke mode keeps it between pokes).
+        self._outage: Outage | None = None
 
     @cached_property
     def hook(self) -> OMSHook:
@@ -75,18 +105,43 @@ class MigrationTaskSensor(BaseSensorOperator):
             return False
         summary = result(task_id, task, restarts=0, elapsed_seconds=0.0)
         if outcome is Outcome.FAILED:
-            raise OMSMigrationError(failure_message(task_id, task), task=summary)
+            raise _outcome_failed(self, OMSMigrationError(failure_message(task_id, task), task=summary))
         awaited = ", ".join(status_name(s) for s in self.target_statuses)
-        raise OMSMigrationError(
-            f"OMS migration task {task_id} is {status_name(task.get('status'))} and will not become {awaited} "
-            "by itself",
-            task=summary,
+        raise _outcome_failed(
+            self,
+            OMSMigrationError(
+                f"OMS migration task {task_id} is {status_name(task.get('status'))} and will not become {awaited} "
+                "by itself",
+                task=summary,
+            ),
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
-        """Read the task once and say whether the wait is over."""
+        """
+        Read the task once and say whether the wait is over.
+
+        In poke mode, once a poke has reached OMS, a read that fails because OMS is unreachable counts as "not
+        yet", up to the connection's ``outage_tolerance``. A first poke that cannot reach OMS fails (most likely a
+        wrong endpoint), and so does any in reschedule mode, where each poke is a new process (Airflow's retries
+        apply).
+        """
         task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
-        task = self.hook.get_task(task_id)
+        read_began = time.time()
+        try:
+            task = self.hook.get_task(task_id)
+        except OMSApiError as err:
+            if not err.transient or self.reschedule or self._outage is None:
+                raise
+            give_up = self._outage.failed(err, read_began, time.time())
+            if give_up:
+                raise OMSApiError(give_up, http_status=err.http_status, error_code=err.error_code) from None
+            self.log.warning(self._outage.log_line(task_id, err, time.time()))
+            return PokeReturnValue(is_done=False)
+        if self._outage is None:  # OMS was reached: from now on an outage is waited out
+            self._outage = Outage(self.hook.config.outage_tolerance)
+        recovered = self._outage.recovered(time.time())
+        if recovered:
+            self.log.info(recovered)
         self.log.info(progress_line(task_id, task))
         done = self._judge(task_id, task)
         return PokeReturnValue(is_done=done, xcom_value=result(task_id, task, restarts=0, elapsed_seconds=0.0))
@@ -101,17 +156,31 @@ class MigrationTaskSensor(BaseSensorOperator):
             return result(task_id, task, restarts=0, elapsed_seconds=0.0)
         from airflow_provider_oms.triggers.oms import MigrationTaskTrigger
 
+        # Airflow does not enforce execution_timeout while the task is deferred: it is a deadline too.
+        limits = [self.timeout, self.execution_timeout.total_seconds() if self.execution_timeout else None]
+        seconds = [float(limit) for limit in limits if limit is not None]
         self.defer(
             trigger=MigrationTaskTrigger(
                 migration_task_id=task_id,
                 oms_conn_id=self.oms_conn_id,
                 poll_interval=self.poke_interval,
-                deadline=time.time() + self.timeout if self.timeout is not None else None,
+                deadline=time.time() + min(seconds) if seconds else None,
                 target_statuses=self.target_statuses,
                 failure_statuses=self.failure_statuses,
+                cancel_on_kill=False,  # a sensor never changes what it watches
             ),
             method_name="execute_complete",
         )
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Resume after the deferral; an error reaching OMS fails the task even with ``soft_fail``, as in poke mode."""
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException as skip:
+            cause = skip.__cause__
+            if self.soft_fail and isinstance(cause, OMSError) and not isinstance(cause, OMSMigrationError):
+                raise cause from None
+            raise
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
         """Finish after the trigger's event."""
@@ -174,11 +243,11 @@ class MigrationTaskGroupSensor(BaseSensorOperator):
             group.get("failed_task_num"),
         )
         if status == GROUP_PAUSED:
-            raise OMSMigrationError(
-                f"OMS task group {group_id} is paused and will not complete by itself", task=summary
-            )
+            message = f"OMS task group {group_id} is paused and will not complete by itself"
+            raise _outcome_failed(self, OMSMigrationError(message, task=summary))
         if status in GROUP_FAILED_STATUSES:
             reason = group.get("error_reason") or {}
             why = " ".join(str(part) for part in (reason.get("error_code"), reason.get("error_msg")) if part)
-            raise OMSMigrationError(f"OMS task group {group_id} is {name}" + (f": {why}" if why else ""), task=summary)
+            message = f"OMS task group {group_id} is {name}" + (f": {why}" if why else "")
+            raise _outcome_failed(self, OMSMigrationError(message, task=summary))
         return PokeReturnValue(is_done=status == GROUP_COMPLETED, xcom_value=summary)

@@ -73,6 +73,9 @@ class OMSEmulator:
         one user, :data:`EMULATOR_IAM_USER` of :data:`EMULATOR_IAM_DOMAIN` with :data:`EMULATOR_IAM_PASSWORD`.
     :param token_ttl: seconds an IAM token is valid (IAM's: 24 hours).
     :param sync_interval: seconds between two passes of a synchronizing sync task over its source bucket.
+    :param start_lag_reads: after a start, this many show-task reads still answer the task as it was before
+        the start (paused or failed), as the real service may for a moment after it accepted a start.
+    :param start_lag_seconds: the same, for this many seconds after a start (with both: until both ran out).
     """
 
     def __init__(
@@ -95,6 +98,8 @@ class OMSEmulator:
         iam_users: Mapping[tuple[str, str], str] | None = None,
         token_ttl: float = DEFAULT_TOKEN_TTL,
         sync_interval: float = DEFAULT_SYNC_INTERVAL,
+        start_lag_reads: int = 0,
+        start_lag_seconds: float = 0.0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -111,6 +116,8 @@ class OMSEmulator:
             object_delay=object_delay,
             bytes_per_second=bytes_per_second,
             pausing_delay=pausing_delay,
+            start_lag_reads=start_lag_reads,
+            start_lag_seconds=start_lag_seconds,
         )
         self._groups = TaskGroupStore(self._store)
         self._sync_tasks = SyncTaskStore(self.data_dir, interval=sync_interval)
@@ -209,9 +216,12 @@ class OMSEmulator:
         status: int | None = None,
         retry_after: float | None = None,
         delay: float | None = None,
+        seconds: float | None = None,
     ) -> None:
         """
-        Inject a fault into the next ``count`` requests whose path matches ``path``.
+        Inject a fault into the next ``count`` requests whose path matches ``path``, or for ``seconds``.
+
+        ``inject_fault("error", status=503, seconds=60)`` is a one-minute outage of the whole API.
 
         A request takes the first fault, in the order injected, whose ``path`` matches. Each injected request is
         recorded in :attr:`requests` with its ``fault``; a closed connection with status ``0``. Faults may be
@@ -233,13 +243,16 @@ class OMSEmulator:
         :param path: a regular expression searched (``re.search``) in the request path without its query, such
             as ``r"/start$"``; ``None`` for every request.
         :param count: how many requests the fault applies to.
+        :param seconds: instead of ``count``: every matching request for this many seconds from now.
         :param status: the HTTP status of an ``error`` or ``html`` fault.
         :param retry_after: the ``Retry-After`` seconds of a ``throttle`` fault (``0`` for no wait).
         :param delay: the seconds a ``delay`` fault holds the answer back; required for that kind.
         :raises ValueError: for an unknown kind, a count below 1, or an option the kind does not take.
         :raises re.error: if ``path`` is not a regular expression.
         """
-        self._faults.inject(kind, path=path, count=count, status=status, retry_after=retry_after, delay=delay)
+        self._faults.inject(
+            kind, path=path, count=count, status=status, retry_after=retry_after, delay=delay, seconds=seconds
+        )
 
     def clear_faults(self) -> None:
         """Drop every injected fault not used up yet."""
@@ -471,6 +484,20 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds between two passes of a synchronizing sync task over its source (default %(default)s)",
     )
     parser.add_argument(
+        "--start-lag-reads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after a start, answer show-task with the task as it was before the start for N reads",
+    )
+    parser.add_argument(
+        "--start-lag-seconds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after a start, answer show-task with the task as it was before the start for this long",
+    )
+    parser.add_argument(
         "--pausing-delay",
         type=float,
         metavar="SECONDS",
@@ -483,6 +510,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--fail-times needs --fail-pattern and must be at least 1")
     if min(args.task_start_delay, args.object_delay, args.pausing_delay or 0.0) < 0:
         parser.error("delays must not be negative")
+    if args.start_lag_reads < 0 or args.start_lag_seconds < 0:
+        parser.error("--start-lag-reads and --start-lag-seconds must not be negative")
     if args.token_ttl <= 0 or args.sync_interval <= 0:
         parser.error("--token-ttl and --sync-interval must be more than 0")
     return args
@@ -516,6 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail_times=args.fail_times,
         token_ttl=args.token_ttl,
         sync_interval=args.sync_interval,
+        start_lag_reads=args.start_lag_reads,
+        start_lag_seconds=args.start_lag_seconds,
     )
     try:
         emulator.start()

@@ -96,7 +96,8 @@ class Fault:
     """
     A fault waiting for requests, built by :meth:`FaultInjector.inject`.
 
-    ``OMSEmulator.inject_fault`` documents the fields; ``remaining`` counts down as requests take the fault.
+    ``OMSEmulator.inject_fault`` documents the fields; ``remaining`` counts down as requests take the fault,
+    unless ``until`` is set: then every matching request takes it until that monotonic time.
     """
 
     kind: str
@@ -105,6 +106,7 @@ class Fault:
     status: int
     retry_after: float
     delay: float
+    until: float | None = None
 
 
 class FaultInjector:
@@ -128,9 +130,10 @@ class FaultInjector:
         status: int | None = None,
         retry_after: float | None = None,
         delay: float | None = None,
+        seconds: float | None = None,
     ) -> None:
         """
-        Inject a fault into the next ``count`` requests whose path matches ``path``.
+        Inject a fault into the next ``count`` requests whose path matches ``path`` (or all, for ``seconds``).
 
         :meth:`OMSEmulator.inject_fault <airflow_provider_oms.testing.emulator.OMSEmulator.inject_fault>`
         documents the kinds and the options.
@@ -139,6 +142,8 @@ class FaultInjector:
             raise ValueError(f"unknown fault kind {kind!r}; the kinds are {', '.join(sorted(FAULT_KINDS))}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError("count must be a whole number of at least 1")
+        if seconds is not None and not seconds > 0:
+            raise ValueError("seconds must be more than 0")
         if status is not None and kind not in ("error", "html"):
             raise ValueError("status is only for the 'error' and 'html' faults")
         if retry_after is not None and (kind != "throttle" or retry_after < 0):
@@ -156,6 +161,7 @@ class FaultInjector:
             status=status if status is not None else (503 if kind == "error" else 502),
             retry_after=1.0 if retry_after is None else retry_after,
             delay=delay or 0.0,
+            until=None if seconds is None else time.monotonic() + seconds,
         )
         with self._lock:
             self._faults.append(fault)
@@ -163,8 +169,12 @@ class FaultInjector:
     def take(self, path: str) -> Fault | None:
         """Return the fault for a request on ``path`` (without the query), using up one of its count; or None."""
         with self._lock:
+            now = time.monotonic()
+            self._faults = [fault for fault in self._faults if fault.until is None or fault.until > now]
             for index, fault in enumerate(self._faults):
                 if fault.path is None or fault.path.search(path):
+                    if fault.until is not None:
+                        return fault
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         del self._faults[index]
@@ -178,9 +188,10 @@ class FaultInjector:
 
     @property
     def pending(self) -> int:
-        """How many more requests the injected faults will apply to."""
+        """How many more requests the injected faults will apply to (a fault for some seconds counts its count)."""
         with self._lock:
-            return sum(fault.remaining for fault in self._faults)
+            now = time.monotonic()
+            return sum(fault.remaining for fault in self._faults if fault.until is None or fault.until > now)
 
 
 def _seconds(value: float) -> str:
@@ -615,7 +626,7 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
             case ("POST", ["tasks"]):
                 return 200, store.create_task(_json_body(body))
             case ("GET", ["tasks", task_id]):
-                return 200, store.get_task(task_id)
+                return 200, store.show_task(task_id)
             case ("DELETE", ["tasks", task_id]):
                 store.delete_task(task_id)
                 return 200, None

@@ -389,6 +389,11 @@ class _Task:
     run_objects: int = 0
     run_processed: int = 0
     run_written: int = 0
+    #: After a start with a start lag: the answer from before the start, shown instead of the task until
+    #: ``stale_reads`` more reads have been made and the monotonic time ``stale_until`` has passed.
+    stale_view: dict[str, Any] | None = None
+    stale_reads: int = 0
+    stale_until: float = 0.0
 
     def tick(self) -> None:
         self.total_time = max(0, now_ms() - self.start_time)
@@ -516,6 +521,10 @@ class TaskStore:
     :param bytes_per_second: migration speed limit; each object also takes its size divided by this.
     :param pausing_delay: seconds a stopped running task stays pausing (status 7) before it is paused;
         ``None``: one ``object_delay``.
+    :param start_lag_reads: after a start, this many show-task reads of the task still answer the task as it
+        was before the start (paused or failed), as the real service may for a moment.
+    :param start_lag_seconds: the same, for this many seconds after the start; with both, the lag lasts until
+        both have run out.
     """
 
     def __init__(
@@ -526,7 +535,12 @@ class TaskStore:
         object_delay: float = 0.0,
         bytes_per_second: float | None = None,
         pausing_delay: float | None = None,
+        start_lag_reads: int = 0,
+        start_lag_seconds: float = 0.0,
     ) -> None:
+        if start_lag_reads < 0 or start_lag_seconds < 0:
+            raise ValueError("start_lag_reads and start_lag_seconds must not be negative")
+        self._start_lag = (start_lag_reads, start_lag_seconds)
         if pausing_delay is None:
             pausing_delay = object_delay
         if task_start_delay < 0 or object_delay < 0 or pausing_delay < 0:
@@ -629,9 +643,20 @@ class TaskStore:
         return {"tasks": matching[offset : offset + limit], "count": len(matching)}
 
     def get_task(self, task_id: int | str) -> dict[str, Any]:
-        """Return the task as the show-task API does."""
+        """Return the task as it is (for tests; not lagging behind a start)."""
         with self._lock:
             return self._lookup(task_id).to_json()
+
+    def show_task(self, task_id: int | str) -> dict[str, Any]:
+        """Return the task as the show-task API does: right after a start, maybe as it was before it."""
+        with self._lock:
+            task = self._lookup(task_id)
+            if task.stale_view is not None:
+                if task.stale_reads > 0 or time.monotonic() < task.stale_until:
+                    task.stale_reads -= 1
+                    return dict(task.stale_view)
+                task.stale_view = None
+            return task.to_json()
 
     def start_task(self, task_id: int | str, body: Any) -> None:
         """Start a paused or failed task from a StartTaskReq body."""
@@ -642,6 +667,10 @@ class TaskStore:
                 raise OMSEmulatorError(400, ERROR_TASK_COMPLETED, "The task has completed and cannot be started.")
             if task.status not in STARTABLE_STATUSES:
                 raise OMSEmulatorError(400, ERROR_TASK_ALREADY_STARTED, "The task has already started.")
+            lag_reads, lag_seconds = self._start_lag
+            if lag_reads or lag_seconds:
+                task.stale_view = task.to_json()
+                task.stale_reads, task.stale_until = lag_reads, time.monotonic() + lag_seconds
             self._restart(task, migrate_failed_object=migrate_failed_object)
             self._applied_starts += 1
 
@@ -754,6 +783,7 @@ class TaskStore:
 
     def _pause(self, task: _Task) -> bool:
         """Pause a task if it is in progress; return whether it was. Call under the lock."""
+        task.stale_view = None  # a later call: the service answers with its result
         if task.status == TaskStatus.WAITING:
             task.status = TaskStatus.PAUSED
         elif task.status in (TaskStatus.RUNNING, TaskStatus.RETRYING):

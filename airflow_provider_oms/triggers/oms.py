@@ -10,10 +10,11 @@ triggerer runs up to a thousand triggers at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
 import httpx
@@ -33,7 +34,16 @@ from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatu
 from airflow_provider_oms.exceptions import AirflowException, OMSApiError
 from airflow_provider_oms.hooks.oms import OMSConnectionConfig, config_from_connection
 from airflow_provider_oms.iam import get_token
-from airflow_provider_oms.waiting import Outcome, classify, progress_line, summarize
+from airflow_provider_oms.version_compat import conf
+from airflow_provider_oms.waiting import (
+    Outage,
+    Outcome,
+    classify,
+    progress_line,
+    shows_start,
+    stale_start_message,
+    summarize,
+)
 
 # A small pool, and no more requests in flight than connections: httpcore re-scans every connection, and every
 # connection per queued request, each time a request joins or leaves, which grows with the square of the pool
@@ -154,6 +164,11 @@ class MigrationTaskTrigger(BaseTrigger):
     :param failure_statuses: statuses that end the wait with ``failed`` (default: failed).
     :param restarts: the operator's count of failed-object restarts so far, sent back in the event.
     :param started_at: when the operator started the task (UNIX time), sent back in the event.
+    :param cancel_on_kill: pause the task in :meth:`on_kill`, when a person marks the deferred task failed or
+        success or clears it (Airflow 3.3+). ``False`` for a sensor, which must never change what it watches.
+    :param stale_fingerprint: :func:`~airflow_provider_oms.waiting.fingerprint` of the task read before the
+        operator's own start; until ``grace_until``, a read still equal to it is not taken as the outcome.
+    :param grace_until: the end (UNIX time) of that grace window.
     """
 
     def __init__(
@@ -167,6 +182,9 @@ class MigrationTaskTrigger(BaseTrigger):
         failure_statuses: Collection[int] = (TaskStatus.FAILED,),
         restarts: int = 0,
         started_at: float | None = None,
+        cancel_on_kill: bool = True,
+        stale_fingerprint: Sequence[Any] | None = None,
+        grace_until: float | None = None,
     ) -> None:
         super().__init__()
         self.migration_task_id = str(migration_task_id)
@@ -179,6 +197,9 @@ class MigrationTaskTrigger(BaseTrigger):
         # it runs a trigger inline, and the operator needs them after every deferral.
         self.restarts = int(restarts)
         self.started_at = started_at
+        self.cancel_on_kill = bool(cancel_on_kill)
+        self.stale_fingerprint = None if stale_fingerprint is None else list(stale_fingerprint)
+        self.grace_until = grace_until
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(migration_task_id={self.migration_task_id!r}, oms_conn_id={self.oms_conn_id!r})"
@@ -196,6 +217,9 @@ class MigrationTaskTrigger(BaseTrigger):
                 "failure_statuses": self.failure_statuses,
                 "restarts": self.restarts,
                 "started_at": self.started_at,
+                "cancel_on_kill": self.cancel_on_kill,
+                "stale_fingerprint": self.stale_fingerprint,
+                "grace_until": self.grace_until,
             },
         )
 
@@ -225,38 +249,86 @@ class MigrationTaskTrigger(BaseTrigger):
             async def show() -> Any:
                 return await authorized_send(builder, config, "GET", call_path, operation)
 
+            before = self.stale_fingerprint
+            outage = Outage(config.outage_tolerance)
             while True:
-                task = (
-                    await config.retry_policy.acall(show, operation=operation, repeat_is_safe=True, log=self.log) or {}
-                )
+                read_began = time.time()
+                try:
+                    task = (
+                        await config.retry_policy.acall(show, operation=operation, repeat_is_safe=True, log=self.log)
+                        or {}
+                    )
+                except OMSApiError as err:
+                    if not err.transient:
+                        raise
+                    give_up = outage.failed(err, read_began, time.time())
+                    if give_up:
+                        yield self._event("error", message=give_up)
+                        return
+                    self.log.warning(outage.log_line(self.migration_task_id, err, time.time()))
+                    task = {}
+                else:
+                    recovered = outage.recovered(time.time())
+                    if recovered:
+                        self.log.info(recovered)
+                if not task:  # OMS could not be asked: only the deadline can end the wait now
+                    if await self._sleep_until_next_read():
+                        yield self._event("timeout", task=None)
+                        return
+                    continue
                 self.log.info(progress_line(self.migration_task_id, task))
                 outcome = classify(task, self.target_statuses, self.failure_statuses)
+                shown = shows_start(task, before, self.grace_until, time.time())
+                if shown is None:
+                    self.log.info("OMS does not show the start of task %s yet; waiting", self.migration_task_id)
+                    outcome = Outcome.WAITING
+                elif shown:
+                    before = None  # the task has moved on: from now on every status is its own
                 if outcome is not Outcome.WAITING:
-                    yield self._event(outcome.value, task=summarize(task))
+                    message = "" if shown else stale_start_message(self.migration_task_id, task, self.started_at)
+                    yield self._event(outcome.value, task=summarize(task), message=message)
                     return
-                wait = self.poll_interval
-                if self.deadline is not None:
-                    remaining = self.deadline - time.time()
-                    if remaining <= 0:
-                        yield self._event("timeout", task=summarize(task))
-                        return
-                    wait = min(wait, remaining)
-                await asyncio.sleep(wait)
+                if await self._sleep_until_next_read():
+                    yield self._event("timeout", task=summarize(task))
+                    return
         except AirflowException as err:  # OMS errors, and a connection that does not exist
             yield self._event("error", message=str(err))
 
+    async def _sleep_until_next_read(self) -> bool:
+        """Sleep one poll interval, or until the deadline; return whether the deadline has passed."""
+        wait = self.poll_interval
+        if self.deadline is not None:
+            remaining = self.deadline - time.time()
+            if remaining <= 0:
+                return True
+            wait = min(wait, remaining)
+        await asyncio.sleep(wait)
+        return False
+
     async def on_kill(self) -> None:
-        """Pause the OMS task when a user marks the deferred task failed or success, or clears it."""
+        """
+        Pause the OMS task when a user marks the deferred task failed or success, or clears it (Airflow 3.3+).
+
+        Nothing is paused when ``cancel_on_kill`` is false (a sensor, or an operator told not to). The triggerer
+        cancels this method after ``[triggerer] on_kill_timeout`` seconds, so its retries and each request's
+        timeout are kept within most of that budget, and giving up is logged rather than cut short silently.
+        """
+        if not self.cancel_on_kill:
+            self.log.info(
+                "Airflow task killed while deferred; OMS migration task %s is left as it is", self.migration_task_id
+            )
+            return
+        budget = max(1.0, 0.8 * conf.getfloat("triggerer", "on_kill_timeout", fallback=30))
         try:
-            builder, config = await self._connect()
-            path = builder.path("/tasks/{task_id}/stop", task_id=self.migration_task_id)
-            operation = f"stop task {self.migration_task_id}"
-
-            async def stop() -> Any:
-                return await authorized_send(builder, config, "POST", path, operation)
-
-            await config.retry_policy.acall(stop, operation=operation, repeat_is_safe=True, log=self.log)
+            await asyncio.wait_for(self._pause(budget), budget)
             self.log.info("Paused OMS migration task %s because the Airflow task was killed", self.migration_task_id)
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            self.log.warning(
+                "Could not pause OMS migration task %s within %.0f s (most of [triggerer] on_kill_timeout): it may "
+                "still be running; pause it in the OMS console if it should not",
+                self.migration_task_id,
+                budget,
+            )
         except OMSApiError as err:
             if err.error_code == ERROR_TASK_NOT_IN_PROGRESS:
                 self.log.info("OMS migration task %s was not in progress; nothing to pause", self.migration_task_id)
@@ -264,3 +336,21 @@ class MigrationTaskTrigger(BaseTrigger):
                 self.log.warning("Could not pause OMS migration task %s: %s", self.migration_task_id, err)
         except AirflowException as err:
             self.log.warning("Could not pause OMS migration task %s: %s", self.migration_task_id, err)
+
+    async def _pause(self, budget: float) -> None:
+        builder, config = await self._connect()
+        # Retries and each request's timeout must fit the budget, or the triggerer's cancel cuts them short.
+        config = dataclasses.replace(
+            config,
+            timeout=min(config.timeout, budget),
+            retry_policy=dataclasses.replace(
+                config.retry_policy, max_seconds=min(config.retry_policy.max_seconds, budget)
+            ),
+        )
+        path = builder.path("/tasks/{task_id}/stop", task_id=self.migration_task_id)
+        operation = f"stop task {self.migration_task_id}"
+
+        async def stop() -> Any:
+            return await authorized_send(builder, config, "POST", path, operation)
+
+        await config.retry_policy.acall(stop, operation=operation, repeat_is_safe=True, log=self.log)

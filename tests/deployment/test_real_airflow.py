@@ -97,16 +97,22 @@ def test_api_serves_the_connection_type_with_its_fields(airflow):
     # Airflow 3.1 builds the form from OMSHook.get_connection_form_widgets() / get_ui_field_behaviour(),
     # 3.2+ from get_provider_info(): the same fields either way (`make test-matrix` runs this on both).
     extra = entry["extra_fields"]
-    assert set(extra) == {"project_id", "region", "endpoint", "security_token"}
+    plain = {"project_id", "region", "endpoint", "auth_type", "domain", "iam_endpoint", "verify", "timeout"}
+    assert set(extra) == plain | {"security_token"}
     assert extra["project_id"]["schema"]["title"] == "Project ID"
+    assert extra["auth_type"]["schema"]["title"] == "Authentication"
+    assert extra["timeout"]["schema"]["title"] == "Timeout (seconds)"
     assert extra["region"]["schema"]["title"] == "Region"
     assert extra["endpoint"]["schema"]["title"] == "Endpoint"
     assert extra["security_token"]["schema"]["format"] == "password"
     assert all("format" not in extra[name]["schema"] for name in ("project_id", "region", "endpoint"))
     fields = entry["standard_fields"]
     assert all(fields[name]["hidden"] for name in ("host", "url_schema", "port"))
-    assert (fields["login"]["title"], fields["login"]["hidden"]) == ("Access Key ID (AK)", False)
-    assert (fields["password"]["title"], fields["password"]["hidden"]) == ("Secret Access Key (SK)", False)
+    assert (fields["login"]["title"], fields["login"]["hidden"]) == ("Access Key ID (AK), or IAM user name", False)
+    assert (fields["password"]["title"], fields["password"]["hidden"]) == (
+        "Secret Access Key (SK), or IAM password",
+        False,
+    )
     assert fields["login"]["placeholder"] and fields["password"]["placeholder"]
 
 

@@ -112,3 +112,21 @@ def test_nonsense_flag_fails_the_task_and_sends_nothing(emulator, airflow, hook)
     )
     assert emulator.requests == []
     assert emulator.get_task(task_id)["status"] == TaskStatus.PAUSED
+
+
+def test_the_example_dag_passes_when_oms_shows_its_start_late(airflow, tmp_path, monkeypatch):
+    """OMS may answer with the status from before a start for a moment: the emulator's start lag does that."""
+    with OMSEmulator(tmp_path / "lagging", task_start_delay=1.0, start_lag_reads=2, start_lag_seconds=3) as lagging:
+        monkeypatch.setitem(airflow.connections, CONN_ID, lagging.airflow_connection())
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", lagging.airflow_connection_uri_env())
+        task_id = paused_task(lagging, OMSHook(CONN_ID), prefix="late/", save_prefix="late-landing/", files=3)
+
+        result = airflow.dags_test(DAG_ID, {"migration_task_id": task_id})
+
+        assert result.succeeded, result.output[-3000:]
+        assert f"OMS does not show the start of task {task_id} yet; waiting" in result.output
+        xcom = airflow.xcom_value(DAG_ID, "start_migration")
+        assert (xcom["status"], xcom["successful_num"], xcom["restarts"]) == (TaskStatus.SUCCEEDED, 3, 0)
+        assert lagging.applied_starts == 1
+        source = files_under(lagging.bucket_path("src") / "late")
+        assert files_under(lagging.bucket_path("dst") / "late-landing" / "late") == source

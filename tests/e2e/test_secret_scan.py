@@ -357,7 +357,8 @@ PATHS = {
     "success": "succeeded after 0 restart(s)",
     "deferrable_wait": "succeeded after 0 restart(s)",
     "oms_error_already_started": "failed: HTTP 400 OMS.0065",
-    "oms_error_unknown_task": f"OMS start task {UNKNOWN_TASK_ID} failed: HTTP 404 OMS.1009",
+    # The operator reads the task before starting it (to recognise a stale status after the start).
+    "oms_error_unknown_task": f"OMS show task {UNKNOWN_TASK_ID} failed: HTTP 404 OMS.1009",
     "transport_error": "failed: no answer from http://127.0.0.1:",
     "validation_error_flag": "migrate_failed_object must be a boolean or the string 'true' or 'false'",
     "validation_error_long_sk": (

@@ -114,6 +114,36 @@ def test_timeout_pauses_the_oms_task_and_fails(emulator, airflow, dag_id):
     assert emulator.wait_for_status(task_id, {TaskStatus.PAUSED}, timeout=20)["successful_num"] < 30
 
 
+@pytest.mark.emulator_options(object_delay=0.5)
+@pytest.mark.parametrize(
+    "dag_id",
+    [
+        "oms_test_exec_timeout_sync",
+        "oms_test_exec_timeout_deferrable",
+        "oms_test_exec_timeout_sync_keep",
+        "oms_test_exec_timeout_deferrable_keep",
+    ],
+)
+def test_execution_timeout_pauses_the_migration_it_cuts_short_unless_told_not_to(emulator, airflow, dag_id):
+    task_id = paused_task(emulator, files=30)  # ~15 s of migration; execution_timeout is 4 s
+    emulator.reset_requests()
+
+    started = time.monotonic()
+    result = airflow.dags_test(dag_id, {"migration_task_id": task_id})
+
+    assert result.state == "failed", result.output[-3000:]
+    stops = [r for r in emulator.requests if r.method == "POST" and r.path.endswith(f"/tasks/{task_id}/stop")]
+    if dag_id.endswith("_keep"):
+        assert stops == []
+        assert emulator.get_task(task_id)["status"] in {TaskStatus.RUNNING, TaskStatus.SUCCEEDED}
+    else:
+        assert len(stops) == 1
+        assert emulator.wait_for_status(task_id, {TaskStatus.PAUSED}, timeout=20)["successful_num"] < 30
+    assert time.monotonic() - started < 60
+    if dag_id.startswith("oms_test_exec_timeout_deferrable"):
+        assert "did not finish within Airflow's execution_timeout of 0:00:04" in result.output
+
+
 @pytest.mark.emulator_options(object_delay=0.3)
 def test_killed_airflow_task_pauses_the_oms_task(emulator, airflow):
     task_id = paused_task(emulator, files=60)

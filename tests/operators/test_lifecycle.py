@@ -165,3 +165,27 @@ def test_overlapping_bandwidth_windows_are_refused(windows):
     policies = [{"start": start, "end": end, "max_bandwidth": 1048576} for start, end in windows]
     with pytest.raises(OMSValidationError, match="window 2 overlaps window 1"):
         check_bandwidth_policy(policies)
+
+
+def cleared_context(*, try_number: int, max_tries: int) -> dict:
+    ctx = context(try_number=try_number)
+    ctx["ti"].max_tries = max_tries
+    return ctx
+
+
+def test_a_cleared_create_creates_anew_while_its_retries_reuse(emulator):
+    def create(ctx: dict) -> dict:
+        return CreateMigrationTaskOperator(
+            task_id="create", task_definition=DEFINITION, source_conn_id="src", retries=1
+        ).execute(ctx)
+
+    first = create(cleared_context(try_number=1, max_tries=1))  # max_tries starts at retries
+    # A person clears the succeeded task: Airflow sets max_tries = try_number + retries = 2; the next try is 2.
+    cleared = create(cleared_context(try_number=2, max_tries=2))
+    assert cleared["reused"] is False
+    assert cleared["migration_task_id"] != first["migration_task_id"], "a cleared create must not reuse old work"
+    assert emulator.applied_creates == 2
+    # Try 2 dies after creating; its retry, try 3, finds try 2's task.
+    retried = create(cleared_context(try_number=3, max_tries=2))
+    assert retried == {**cleared, "reused": True}
+    assert emulator.applied_creates == 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param
 
@@ -48,3 +48,16 @@ timeout_deferrable = start_dag("oms_test_timeout_deferrable", timeout=3, deferra
 sensor_poke = sensor_dag("oms_test_sensor_poke", mode="poke")
 sensor_reschedule = sensor_dag("oms_test_sensor_reschedule", mode="reschedule")
 sensor_deferrable = sensor_dag("oms_test_sensor_deferrable", deferrable=True)
+exec_timeout_sync = start_dag("oms_test_exec_timeout_sync", execution_timeout=timedelta(seconds=4))
+exec_timeout_deferrable = start_dag(
+    "oms_test_exec_timeout_deferrable", execution_timeout=timedelta(seconds=4), deferrable=True
+)
+exec_timeout_sync_keep = start_dag(
+    "oms_test_exec_timeout_sync_keep", execution_timeout=timedelta(seconds=4), cancel_on_kill=False
+)
+exec_timeout_deferrable_keep = start_dag(
+    "oms_test_exec_timeout_deferrable_keep",
+    execution_timeout=timedelta(seconds=4),
+    deferrable=True,
+    cancel_on_kill=False,
+)
