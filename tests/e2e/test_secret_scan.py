@@ -261,7 +261,8 @@ def connections(emulator) -> dict[str, dict[str, Any]]:
             "conn_type": "huaweicloud_oms",
             "login": OMS_AK,
             "password": OMS_SK,
-            "extra": {**oms_extra, "endpoint": f"http://127.0.0.1:{_closed_port()}"},
+            # No outage tolerance: a wait on it fails at the first unreachable read (the error path scanned here).
+            "extra": {**oms_extra, "endpoint": f"http://127.0.0.1:{_closed_port()}", "outage_tolerance": 0},
         },
         DST_CONN_ID: {
             "conn_type": "generic",
