@@ -231,7 +231,7 @@ def test_stop_and_start_a_sync_task_and_files_really_sync(make_group_emulator: A
     assert "c/new.txt" not in destination_keys(emulator, "synced")
 
     set_connection("no_keys", conn_type="generic")
-    with pytest.raises(OMSValidationError, match="a sync task needs the source AK/SK"):
+    with pytest.raises(OMSValidationError, match="source connection 'no_keys' holds no source keys"):
         StartSyncTaskOperator(task_id="start_sync", sync_task_id=sync_task_id, source_conn_id="no_keys").execute(
             context()
         )

@@ -229,9 +229,11 @@ def test_unknown_task_id_gives_an_error_event_without_credentials(fast):
     assert [r.error_code for r in task_requests(emulator, "987654")] == ["OMS.1009"]
 
 
-def test_unreachable_endpoint_is_retried_then_gives_an_error_event(set_connection, oms_emulator):
+def test_unreachable_endpoint_is_retried_then_gives_an_error_event_past_the_outage_tolerance(
+    set_connection, oms_emulator
+):
     conn = oms_emulator.airflow_connection()
-    extra = {**conn["extra"], "retry_max_attempts": 3, "retry_base_wait": 0.01}
+    extra = {**conn["extra"], "retry_max_attempts": 3, "retry_base_wait": 0.01, "outage_tolerance": 0}
     conn_id = set_connection(
         "oms_fast_retries", conn_type=conn["conn_type"], login=conn["login"], password=conn["password"], extra=extra
     )
@@ -242,6 +244,7 @@ def test_unreachable_endpoint_is_retried_then_gives_an_error_event(set_connectio
         payload = the_event(run_trigger(trigger_for("1", conn_id)))
 
     assert payload["status"] == "error"
+    assert "OMS was unreachable since" in payload["message"]
     assert f"no answer from {url} (ConnectError" in payload["message"]
     retries = [entry for entry in logs if "retrying in" in str(entry.get("event"))]
     assert len(retries) == 2
