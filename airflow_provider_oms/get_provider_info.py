@@ -10,7 +10,7 @@ _INTEGRATION = "Huawei Cloud OMS"
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Return what this provider registers: connection type, hooks, operators, sensors, triggers, links."""
+    """Return what this provider registers: connection type, hooks, operators, sensors, triggers, links, assets."""
     return {
         "package-name": "airflow-provider-oms",
         "name": "Huawei Cloud OMS",
@@ -34,6 +34,15 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.sensors.oms"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.triggers.oms"]}],
         "extra-links": ["airflow_provider_oms.links.oms.OMSConsoleLink"],
+        # Huawei Cloud OBS as an Asset URI scheme: no other provider registers ``obs``.
+        "asset-uris": [
+            {
+                "schemes": ["obs"],
+                "handler": "airflow_provider_oms.assets.sanitize_uri",
+                "factory": "airflow_provider_oms.assets.create_asset",
+                "to_openlineage_converter": "airflow_provider_oms.assets.convert_asset_to_openlineage",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "huaweicloud_oms",
@@ -64,7 +73,12 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Authentication",
                         "description": "aksk (default): sign requests with the AK/SK above. token: log in to IAM "
                         "as the user above (login: IAM user name, password: its password) and send its token.",
-                        "schema": {"type": ["string", "null"], "enum": ["aksk", "token", None]},
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["aksk", "token", None],
+                            # What the form's list shows for each value; unset is aksk, not "null".
+                            "values_display": {"aksk": "aksk", "token": "token", "null": "aksk (default)"},
+                        },
                     },
                     "domain": {
                         "label": "IAM domain (token auth)",

@@ -796,7 +796,9 @@ class OMSHook(BaseHook):
         :return: ``{"id": <task id>, "name": <task name>}``.
         """
         # Never repeated once it may have reached the service: OMS would create a second task.
-        return self._call("POST", "/tasks", "create task", json_body=dict(body), repeat_is_safe=False) or {}
+        created = self._call("POST", "/tasks", "create task", json_body=dict(body), repeat_is_safe=False) or {}
+        self._report_lineage(body)
+        return created
 
     def get_task(self, migration_task_id: str | int) -> dict[str, Any]:
         """
@@ -805,7 +807,18 @@ class OMSHook(BaseHook):
         :param migration_task_id: the OMS task id.
         """
         task_id = check_path_value("migration_task_id", migration_task_id, "task_id")
-        return self._call("GET", "/tasks/{task_id}", f"show task {task_id}", task_id=task_id) or {}
+        task = self._call("GET", "/tasks/{task_id}", f"show task {task_id}", task_id=task_id) or {}
+        self._report_lineage(task)
+        return task
+
+    def _report_lineage(self, task: Mapping[str, Any]) -> None:
+        """Report a task's source and destination to Airflow's hook-lineage collector; never fail the call."""
+        from airflow_provider_oms.lineage import report_hook_lineage
+
+        try:
+            report_hook_lineage(self, task)
+        except Exception:
+            self.log.debug("Could not report hook lineage", exc_info=True)
 
     def list_tasks(
         self,

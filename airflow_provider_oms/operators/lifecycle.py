@@ -9,22 +9,28 @@ its earlier try created instead of creating another (OMS caps creations per day)
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_oms import waiting
 from airflow_provider_oms.constants import (
     ERROR_NOT_FOUND,
     ERROR_TASK_NOT_IN_PROGRESS,
     GROUP_PAUSED,
     GROUP_PAUSING,
+    STARTABLE_STATUSES,
     TaskStatus,
 )
 from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
 from airflow_provider_oms.hooks.oms import OMSHook
+from airflow_provider_oms.operators.migration_wait import MigrationWaitOperator
 from airflow_provider_oms.validation import check_path_value, coerce_bool
+from airflow_provider_oms.version_compat import conf
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -133,18 +139,54 @@ class _OMSOperator(BaseOperator):
         return created_id, False
 
 
-class CreateMigrationTaskOperator(_OMSOperator):
+def _migrate_since(definition: Mapping[str, Any]) -> dict[str, Any]:
     """
-    Create an OMS migration task; OMS starts it by itself.
+    Return the definition with ``migrate_since`` as a whole number of seconds, as OMS takes it.
+
+    A Jinja template (``{{ data_interval_start.int_timestamp }}``) renders to a string of digits.
+    """
+    definition = dict(definition)
+    since = definition.get("migrate_since")
+    if since is None or since == "":
+        definition.pop("migrate_since", None)
+        return definition
+    if isinstance(since, str) and since.strip().isdigit():
+        since = int(since.strip())
+    elif isinstance(since, float) and since >= 0 and since.is_integer():
+        since = int(since)
+    if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+        raise OMSValidationError(f"migrate_since must be a UNIX time in whole seconds, got {since!r}")
+    definition["migrate_since"] = since
+    return definition
+
+
+class CreateMigrationTaskOperator(MigrationWaitOperator, _OMSOperator):
+    """
+    Create an OMS migration task; OMS starts it by itself. Optionally wait until it has finished.
 
     :param task_definition: the task definition without credentials (a CreateTaskReq without ``ak``/``sk``):
         ``task_type``, ``src_node`` (``cloud_type``, ``region``, ``bucket``, ``object_key``...), ``dst_node``
-        (``region``, ``bucket``, ``save_prefix``), ``description``... Templated.
+        (``region``, ``bucket``, ``save_prefix``), ``migrate_since`` (UNIX seconds; only objects modified
+        after it; a templated string of digits is taken), ``description``... Templated.
     :param source_conn_id: connection with the source credentials (AWS, Google Cloud, Azure Blob or AK/SK).
     :param destination_conn_id: connection with the destination OBS credentials; default the OMS connection.
     :param oms_conn_id: the ``huaweicloud_oms`` connection.
-    :return: (XCom) ``{"migration_task_id", "task_name", "reused"}`` — ``reused`` when a retry found the task an
-        earlier try had created.
+    :param wait_for_completion: wait until the task has finished, as ``StartMigrationTaskOperator`` does.
+        Default ``False``: return right after the create.
+    :param poll_interval: seconds between two reads of the task while waiting, at least 1. Default 30.
+    :param timeout: the longest wait (seconds or a timedelta) from the create; past it the Airflow task fails
+        and the OMS task is paused if ``cancel_on_kill``. Default: no limit.
+    :param deferrable: wait in the triggerer instead of a worker slot. Default: ``[operators]
+        default_deferrable``.
+    :param retry_failed_objects: restart a failed task for its failed objects only, up to this many times.
+    :param cancel_on_kill: pause the OMS task when Airflow stops waiting before it has finished. Default ``True``.
+    :return: (XCom) without waiting, ``{"migration_task_id", "task_name", "reused"}`` -- ``reused`` when a retry
+        found the task an earlier try had created; with ``wait_for_completion``, the outcome as
+        ``StartMigrationTaskOperator`` returns it.
+
+    With ``wait_for_completion``, the task records asset events and OpenLineage lineage on its outcome as
+    ``StartMigrationTaskOperator`` does. A retry that finds the task its earlier try created paused (by that
+    try's kill or timeout) or failed starts it again and waits for it.
     """
 
     template_fields: Sequence[str] = ("task_definition", "source_conn_id", "destination_conn_id", "oms_conn_id")
@@ -156,27 +198,69 @@ class CreateMigrationTaskOperator(_OMSOperator):
         task_definition: Mapping[str, Any],
         source_conn_id: str | None = None,
         destination_conn_id: str | None = None,
+        wait_for_completion: bool = False,
+        poll_interval: float = 30,
+        timeout: float | timedelta | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        retry_failed_objects: int = 0,
+        cancel_on_kill: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            source_conn_id=source_conn_id,
+            destination_conn_id=destination_conn_id,
+            wait_for_completion=wait_for_completion,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            deferrable=deferrable,
+            retry_failed_objects=retry_failed_objects,
+            cancel_on_kill=cancel_on_kill,
+            **kwargs,
+        )
         self.task_definition = task_definition
-        self.source_conn_id = source_conn_id
-        self.destination_conn_id = destination_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Create the task (or find the one an earlier try created) and return its id."""
+        """Create the task (or find the one an earlier try created); return its id, or wait for its outcome."""
         if not isinstance(self.task_definition, Mapping):
             raise OMSValidationError(f"task_definition must be a mapping, got {type(self.task_definition).__name__}")
+        poll_interval, timeout = self._check_wait_arguments()  # every input is checked before the create
+        started_at = time.time()
         task_id, reused = self._create_once(
             context,
-            self.task_definition,
+            _migrate_since(self.task_definition),
             kind="migration task",
             create=self.hook.create_task,
             find=lambda marker: _find_by_marker(self.hook.list_tasks, "tasks", "id", marker),
             id_key="id",
         )
-        name = self.hook.get_task(task_id).get("name")
-        return {"migration_task_id": task_id, "task_name": name, "reused": reused}
+        if not self.wait_for_completion:
+            name = self.hook.get_task(task_id).get("name")
+            return {"migration_task_id": task_id, "task_name": name, "reused": reused}
+        before, grace_until = self._take_over(task_id) if reused else (None, None)
+        return self._wait_for(
+            context,
+            task_id,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            started_at=started_at,
+            before=before,
+            grace_until=grace_until,
+        )
+
+    def _take_over(self, task_id: str) -> tuple[list[Any] | None, float | None]:
+        """
+        On a retry, start again the task an earlier try created if it is paused or failed; else just wait.
+
+        :return: the stale-start fingerprint and grace window when it was started, else ``(None, None)``.
+        """
+        task = self.hook.get_task(task_id)
+        while task.get("status") == TaskStatus.PAUSING:  # the earlier try's kill or timeout is pausing it
+            time.sleep(min(float(self.poll_interval), 5.0))
+            task = self.hook.get_task(task_id)
+        if task.get("status") not in STARTABLE_STATUSES:
+            return None, None
+        self._start(task_id, failed_only=False)
+        return waiting.fingerprint(task), time.time() + waiting.START_GRACE_SECONDS
 
 
 class StopMigrationTaskOperator(_OMSOperator):

@@ -91,6 +91,10 @@ class MigrationTaskSensor(BaseSensorOperator):
         self.deferrable = deferrable
         #: Failed reads in a row while OMS was unreachable (poke mode keeps it between pokes).
         self._outage: Outage | None = None
+        #: For lineage: the task watched, its last full read (source and destination) and the last outcome.
+        self._lineage_task_id: str | None = None
+        self._lineage_task: dict[str, Any] | None = None
+        self._lineage_summary: dict[str, Any] | None = None
 
     @cached_property
     def hook(self) -> OMSHook:
@@ -142,6 +146,8 @@ class MigrationTaskSensor(BaseSensorOperator):
         recovered = self._outage.recovered(time.time())
         if recovered:
             self.log.info(recovered)
+        self._lineage_task_id, self._lineage_task = task_id, task
+        self._lineage_summary = result(task_id, task, restarts=0, elapsed_seconds=0.0)
         self.log.info(progress_line(task_id, task))
         done = self._judge(task_id, task)
         return PokeReturnValue(is_done=done, xcom_value=result(task_id, task, restarts=0, elapsed_seconds=0.0))
@@ -186,9 +192,12 @@ class MigrationTaskSensor(BaseSensorOperator):
         """Finish after the trigger's event."""
         task_id = str(event["migration_task_id"])
         status = event["status"]
+        self._lineage_task_id = task_id
         if status == "error":
             raise OMSError(f"Waiting for OMS migration task {task_id} failed: {event.get('message')}")
         task = dict(event.get("task") or {})
+        if task:
+            self._lineage_summary = result(task_id, task, restarts=0, elapsed_seconds=0.0)
         if status == "timeout":
             raise OMSSensorTimeout(
                 f"OMS migration task {task_id} did not reach the awaited status within the sensor's timeout",
@@ -196,6 +205,23 @@ class MigrationTaskSensor(BaseSensorOperator):
             )
         self._judge(task_id, task)
         return result(task_id, task, restarts=0, elapsed_seconds=0.0)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Report the watched migration's source and destination to OpenLineage, and its figures as a run facet."""
+        from airflow_provider_oms import lineage
+
+        task = self._lineage_task
+        if self._lineage_task_id and (task is None or not lineage.has_nodes(task)):
+            # After a deferral the trigger's event holds the figures only: read the nodes once, for lineage alone.
+            try:
+                task = self._lineage_task = self.hook.get_task(self._lineage_task_id)
+            except OMSError as err:
+                self.log.warning("Could not read OMS migration task %s for lineage: %s", self._lineage_task_id, err)
+        return lineage.operator_lineage(task, self._lineage_summary)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """Report what is known of the watched migration when the sensor fails."""
+        return self.get_openlineage_facets_on_complete(task_instance)
 
 
 class MigrationTaskGroupSensor(BaseSensorOperator):

@@ -199,6 +199,8 @@ class TaskSpec:
     dst_region: str
     save_prefix: str
     object_overwrite_mode: str
+    #: CreateTaskReq ``migrate_since``: only source objects modified after this UNIX time (seconds) migrate.
+    migrate_since: int | None = None
 
     def nodes_json(self) -> dict[str, Any]:
         """``src_node``, ``dst_node`` and ``object_overwrite_mode`` as show-task (and show-group) return them."""
@@ -294,6 +296,12 @@ def parse_create_body(body: Any) -> TaskSpec:
             raise invalid_parameter("src_node.object_key", f"keys must be at most {KEY_MAX_LENGTH} characters long")
         _check_key_path("src_node.object_key", key)
 
+    migrate_since = body.get("migrate_since")
+    if migrate_since is not None and (
+        isinstance(migrate_since, bool) or not isinstance(migrate_since, int) or migrate_since < 0
+    ):
+        raise invalid_parameter("migrate_since", "must be a UNIX time in seconds (a whole number of 0 or more)")
+
     dst = node_field(body, "dst_node")
     check_node_credentials(dst, "dst_node")
     save_prefix = text_field(dst, "save_prefix", "dst_node.save_prefix", required=False, maximum=KEY_MAX_LENGTH)
@@ -310,7 +318,23 @@ def parse_create_body(body: Any) -> TaskSpec:
         dst_region=text_field(dst, "region", "dst_node.region", required=True, minimum=1, maximum=REGION_MAX_LENGTH),
         save_prefix=_check_key_path("dst_node.save_prefix", save_prefix),
         object_overwrite_mode=overwrite_mode,
+        migrate_since=migrate_since,
     )
+
+
+def modified_since(root: Path, keys: Iterable[str], since: int | None) -> list[str]:
+    """Keep the keys whose source object was modified after ``since`` (UNIX seconds; ``None`` keeps all)."""
+    if since is None:
+        return list(keys)
+    kept = []
+    for key in keys:
+        try:
+            # Whole seconds, like an object's Last-Modified.
+            if int(object_path(root, key).stat().st_mtime) > since:
+                kept.append(key)
+        except OSError:
+            kept.append(key)  # gone since the listing: its migration fails, as it would on the service
+    return kept
 
 
 def parse_start_body(body: Any) -> bool:
@@ -878,7 +902,7 @@ class TaskStore:
             keys, total_size = list(retry_keys), None
         else:
             listing = list_bucket(source_root)
-            keys = _select_objects(listing, spec)
+            keys = modified_since(source_root, _select_objects(listing, spec), spec.migrate_since)
             total_size = sum(listing.get(key, 0) for key in keys)
         with self._lock:
             task.run_objects = len(keys)

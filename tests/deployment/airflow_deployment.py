@@ -306,11 +306,14 @@ class AirflowDeployment:
 
     # -- REST API ---------------------------------------------------------------------------------
 
+    def admin_password(self) -> str:
+        """The admin user's password, which the API server generated into AIRFLOW_HOME (for the login form too)."""
+        password_file = self.home / "simple_auth_manager_passwords.json.generated"
+        return str(json.loads(password_file.read_text())[ADMIN])
+
     def login(self) -> None:
         """Get a JWT for the admin user with the password the API server generated into AIRFLOW_HOME."""
-        password_file = self.home / "simple_auth_manager_passwords.json.generated"
-        password = json.loads(password_file.read_text())[ADMIN]
-        answer = self._client.post("/auth/token", json={"username": ADMIN, "password": password})
+        answer = self._client.post("/auth/token", json={"username": ADMIN, "password": self.admin_password()})
         assert answer.status_code == 201, f"POST /auth/token: {answer.status_code} {answer.text}"
         self.token = answer.json()["access_token"]
 

@@ -26,7 +26,11 @@ from tests.helpers import create_sample_task
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-DAG_FILES = (REPO / "dags" / "example_oms_start_migration.py", REPO / "tests" / "e2e" / "dags" / "oms_test_dags.py")
+DAG_FILES = (
+    REPO / "dags" / "example_oms_start_migration.py",
+    REPO / "tests" / "e2e" / "dags" / "oms_test_dags.py",
+    REPO / "tests" / "deployment" / "dags" / "oms_asset_dags.py",
+)
 CONN_ID = "huaweicloud_oms_default"
 TASK = "start_migration"
 TRIGGER = "airflow_provider_oms.triggers.oms.MigrationTaskTrigger"
@@ -232,6 +236,44 @@ def test_deferrable_runs_succeed_through_the_real_triggerer(airflow, emulator):
     assert sum(".log.trigger." in path.name for path in scanned) == len(runs)
     for path in scanned:
         no_credential_in(str(path), path.read_bytes().decode("utf-8", errors="replace"))
+
+
+def test_the_consumer_dag_runs_after_the_migrations_asset_event(airflow, emulator):
+    hook = OMSHook(CONN_ID)
+    oms_task = create_sample_task(emulator, hook, files=3, prefix="asset-producer/", save_prefix="asset-producer/")
+    hook.stop_task(oms_task)
+    emulator.wait_for_status(oms_task, {TaskStatus.PAUSED}, timeout=30)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    for dag_id in ("oms_asset_producer", "oms_asset_consumer"):
+        wait_for_dag(airflow, dag_id, deadline - time.monotonic())
+    airflow.request("PATCH", "/api/v2/dags/oms_asset_consumer", json={"is_paused": False})
+    assert airflow.get("/api/v2/dags/oms_asset_consumer/dagRuns")["dag_runs"] == []
+    producer_run = trigger(airflow, "oms_asset_producer", {"migration_task_id": oms_task})
+
+    def consumer_done() -> dict[str, Any] | None:
+        runs = airflow.get("/api/v2/dags/oms_asset_consumer/dagRuns")["dag_runs"]
+        return runs[0] if runs and runs[0]["state"] in ("success", "failed") else None
+
+    consumer = airflow.wait_for("the consumer DAG run", consumer_done, deadline - time.monotonic())
+    producer = airflow.get(f"/api/v2/dags/oms_asset_producer/dagRuns/{producer_run}")
+    context = f"producer {producer}\nconsumer {consumer}{airflow.tails()}{known_race(airflow)}"
+    assert producer["state"] == "success", context
+    assert consumer["state"] == "success", context
+    assert consumer["run_type"] == "asset_triggered", context
+    # The consumer runs after the migration: after the producer's task ended and its asset event was recorded
+    # (the producer's DAG run itself may be marked done a moment after the consumer starts).
+    producer_ti = airflow.get(f"/api/v2/dags/oms_asset_producer/dagRuns/{producer_run}/taskInstances/{TASK}")
+    (event,) = airflow.get("/api/v2/assets/events", params={"source_dag_id": "oms_asset_producer"})["asset_events"]
+    assert consumer["start_date"] >= producer_ti["end_date"], f"{producer_ti}\n{context}"
+    assert consumer["run_after"] >= event["timestamp"], f"{event}\n{context}"
+    assert event["uri"] == "obs://dst/asset-producer", context
+    assert (event["extra"]["migration_task_id"], event["extra"]["successful_num"]) == (oms_task, 3), context
+    figures = airflow.get(
+        f"/api/v2/dags/oms_asset_consumer/dagRuns/{consumer['dag_run_id']}/taskInstances/read_figures/xcomEntries/"
+        "return_value"
+    )["value"]
+    assert figures["migration_task_id"] == oms_task, context
+    no_credential_in("the asset event", json.dumps(event))
 
 
 def known_race(airflow: AirflowDeployment) -> str:

@@ -1,0 +1,63 @@
+"""
+The OpenLineage run facet of an OMS migration.
+
+Imported only by :func:`airflow_provider_oms.lineage.operator_lineage`, that is only when the OpenLineage
+provider is installed and its listener asks an operator for lineage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import define
+from openlineage.client.facet_v2 import RunFacet
+
+
+@define
+class OMSMigrationRunFacet(RunFacet):
+    """
+    The outcome of one OMS migration: task id, status and figures, and where the failed-object list is.
+
+    :param migrationTaskId: the OMS task id.
+    :param status: the OMS status name (``succeeded``, ``failed``...).
+    :param totalNum: objects listed.
+    :param successfulNum: objects migrated.
+    :param failedNum: objects that failed.
+    :param skippedNum: objects skipped (already in place).
+    :param completeSize: bytes done.
+    :param totalSize: bytes listed.
+    :param elapsedSeconds: how long the operator waited.
+    :param restarts: restarts for the failed objects.
+    :param failedObjectListKey: the key of the failed-object list in the destination bucket, if any.
+    """
+
+    # camelCase, as OpenLineage facets name their fields
+    migrationTaskId: str
+    status: str | None = None
+    totalNum: int | None = None
+    successfulNum: int | None = None
+    failedNum: int | None = None
+    skippedNum: int | None = None
+    completeSize: int | None = None
+    totalSize: int | None = None
+    elapsedSeconds: float | None = None
+    restarts: int | None = None
+    failedObjectListKey: str | None = None
+
+    @classmethod
+    def from_summary(cls, summary: Mapping[str, Any], failed_object_list_key: str | None) -> OMSMigrationRunFacet:
+        """Build the facet from the operator's result."""
+        return cls(
+            migrationTaskId=str(summary.get("migration_task_id")),
+            status=summary.get("status_name"),
+            totalNum=summary.get("total_num"),
+            successfulNum=summary.get("successful_num"),
+            failedNum=summary.get("failed_num"),
+            skippedNum=summary.get("skipped_num"),
+            completeSize=summary.get("complete_size"),
+            totalSize=summary.get("total_size"),
+            elapsedSeconds=summary.get("elapsed_seconds"),
+            restarts=summary.get("restarts"),
+            failedObjectListKey=failed_object_list_key,
+        )
