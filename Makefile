@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck clean bench test-matrix test-distributed
+.PHONY: install demo test lint typecheck clean bench test-matrix test-distributed test-openlineage test-ui screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The whole suite, then the distributed deployment test (its own venv, ~6 minutes).
+# The whole suite, then the distributed deployment test (its own venv, ~6 minutes) and the web UI test.
 test: lint typecheck
 	$(BIN)/pytest
+	$(MAKE) test-openlineage
 	$(MAKE) test-distributed
+	$(MAKE) test-ui
 
 # The whole suite on the oldest supported Airflow release and the newest, each in .venv-matrix/.
 # `make test-matrix MATRIX_ARGS="3.2.1"` picks versions; `MATRIX_ARGS="-- -k trigger"` passes pytest arguments.
@@ -59,5 +61,44 @@ $(DIST_STAMP): pyproject.toml tests/distributed/requirements.txt
 test-distributed: $(DIST_STAMP)
 	OMS_DISTRIBUTED=1 $(DIST_VENV)/bin/python -m pytest tests/distributed -p no:cacheprovider -v $(DIST_ARGS)
 
+# The lineage tests again with the OpenLineage provider installed (the `openlineage` extra), in .venv-openlineage/:
+# the main .venv runs them without it. `make test-openlineage OL_ARGS="-k deferred"` passes pytest arguments.
+OL_VENV := .venv-openlineage
+OL_STAMP := $(OL_VENV)/.installed-stamp
+OL_ARGS ?=
+
+$(OL_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(OL_VENV)
+	echo '*' > $(OL_VENV)/.gitignore
+	$(OL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OL_VENV)/bin/python -m pip install --quiet -e '.[test,openlineage]'
+	touch $(OL_STAMP)
+
+test-openlineage: $(OL_STAMP)
+	OMS_REQUIRE_OPENLINEAGE=1 $(OL_VENV)/bin/python -m pytest tests/lineage -p no:cacheprovider $(OL_ARGS)
+
+# Airflow's web UI in a real headless Chromium (Debian's `chromium`, installed with apt-get when missing) against a
+# deployment on 127.0.0.1 and the emulator, in .venv-ui/ (Playwright). `make test-ui UI_ARGS="-k log"` passes pytest
+# arguments; `make screenshots` runs the same scenarios and rewrites docs/images/*.png.
+UI_VENV := .venv-ui
+UI_STAMP := $(UI_VENV)/.installed-stamp
+UI_ARGS ?=
+
+$(UI_STAMP): pyproject.toml tests/ui/requirements.txt
+	@start=$$(date +%s); \
+	$(PYTHON) -m venv $(UI_VENV) && \
+	$(UI_VENV)/bin/python -m pip install --quiet -e . -r tests/ui/requirements.txt \
+		2> $(UI_VENV)/pip-install.log || { cat $(UI_VENV)/pip-install.log; exit 1; }; \
+	echo "$(UI_VENV) installed in $$(( $$(date +%s) - start )) s"
+	touch $(UI_STAMP)
+
+test-ui: $(UI_STAMP)
+	sh tests/ui/install_browser.sh
+	OMS_UI=1 $(UI_VENV)/bin/python -m pytest tests/ui -p no:cacheprovider -v $(UI_ARGS)
+
+screenshots: $(UI_STAMP)
+	sh tests/ui/install_browser.sh
+	OMS_UI=1 OMS_UI_SCREENSHOTS=$(CURDIR)/docs/images $(UI_VENV)/bin/python -m pytest tests/ui -p no:cacheprovider -v $(UI_ARGS)
+
 clean:
-	rm -rf $(VENV) .venv-matrix .venv-distributed .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-matrix .venv-distributed $(OL_VENV) $(UI_VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -216,11 +216,14 @@ def progress_line(migration_task_id: str, task: Mapping[str, Any]) -> str:
     """One log line per poll: status, percent, objects, bytes, speed and estimated time left."""
     progress = float(task.get("progress") or 0)
     done = int(task.get("successful_num") or 0) + int(task.get("skipped_num") or 0)
+    left_ms = float(task.get("left_time") or 0)
+    # OMS gives no estimate before the first objects and after the last: "~0s left" would mislead.
+    left = f" | ~{_duration(left_ms)} left" if left_ms >= 1000 else ""
     return (
         f"OMS task {migration_task_id} {status_name(task.get('status'))}: {progress * 100:.1f}% | "
         f"objects {done}/{int(task.get('total_num') or 0)} (failed {int(task.get('failed_num') or 0)}) | "
         f"{_size(task.get('complete_size'))} of {_size(task.get('total_size'))} | "
-        f"{_size(task.get('migrate_speed'))}/s | ~{_duration(task.get('left_time'))} left"
+        f"{_size(task.get('migrate_speed'))}/s{left}"
     )
 
 

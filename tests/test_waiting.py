@@ -212,7 +212,8 @@ def test_progress_line_of_a_running_task():
         (0, 512, 0, 45_000, "0 B of 512 B | 0 B/s | ~45s left"),
         (1023, 1024, 1000, 59_999, "1023 B of 1.0 KiB | 1000 B/s | ~59s left"),
         (1536, 10 * 1024, 2048, 3_600_000 + 60_000, "1.5 KiB of 10.0 KiB | 2.0 KiB/s | ~1h01m left"),
-        (2 * 1024**4, 5 * 1024**5, GIB, 0, "2.0 TiB of 5120.0 TiB | 1.0 GiB/s | ~0s left"),
+        (2 * 1024**4, 5 * 1024**5, GIB, 0, "2.0 TiB of 5120.0 TiB | 1.0 GiB/s"),  # no estimate: no "~0s left"
+        (0, 512, 0, 999, "0 B of 512 B | 0 B/s"),
     ],
 )
 def test_progress_line_units(complete, total, speed, left_ms, expected):

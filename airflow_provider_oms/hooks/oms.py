@@ -1112,22 +1112,26 @@ class OMSHook(BaseHook):
         except OMSValidationError as err:
             return False, f"The connection is not usable: {err}"
         except OMSApiError as err:
-            return False, _test_failure_reason(err, self.oms_conn_id)
+            return False, _test_failure_reason(err)
         where = f"region {config.region}" if config.region else f"endpoint {config.endpoint}"
         return True, f"Connected to Huawei Cloud OMS ({where}) for project {config.project_id}"
 
 
-def _test_failure_reason(err: OMSApiError, conn_id: str) -> str:
+def _test_failure_reason(err: OMSApiError) -> str:
     """Say what a failed connection test means and what to check."""
     if err.http_status is None:
         return f"Could not reach OMS: {err}. Check the connection's region or endpoint, and the network or proxy."
     if "clock is" in str(err):
         return f"OMS refused the request's date: {err}"
     if err.http_status in (401, 403):
+        # Not the connection id: the UI's Test button tests a throw-away copy under a random one. Not str(err)
+        # either: its hint repeats the advice below.
+        details = " ".join(str(part) for part in (err.error_code, err.error_msg) if part)
+        request = f" (request id {err.request_id})" if err.request_id else ""
         return (
-            f"OMS refused the credentials of connection {conn_id!r} ({err.error_code or err.http_status}): check the "
-            "AK (login) and SK (password), the security token of temporary credentials, and that project_id is the "
-            f"project of this region for that account. {err}"
+            f"OMS refused the credentials ({err.error_code or err.http_status}): check the AK (login) and SK "
+            "(password), the security token of temporary credentials, and that project_id is the project of this "
+            f"region for that account. OMS said: HTTP {err.http_status} {details}{request}"
         )
     if err.http_status == 404:
         return f"OMS did not find the project or the API: check project_id and the region or endpoint. {err}"

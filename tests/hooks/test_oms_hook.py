@@ -495,7 +495,10 @@ def test_test_connection_explains_bad_credentials(oms_emulator, set_connection):
     )
     ok, message = OMSHook("bad").test_connection()
     assert not ok
-    assert "OMS refused the credentials of connection 'bad' (APIGW.0301)" in message
+    assert "OMS refused the credentials (APIGW.0301): check the AK (login) and SK (password)" in message
+    assert "OMS said: HTTP 401 APIGW.0301" in message
+    assert "'bad'" not in message  # the UI tests a copy under a random id: naming it would mislead
+    assert message.count("check") == 1, message  # the advice once, not again as the error's own hint
     assert "WRONG-SK" not in message
     assert len(oms_emulator.requests) == 1  # a single attempt: the form answers fast
 
