@@ -23,6 +23,7 @@ __all__ = [
     "OMSMigrationError",
     "OMSSensorTimeout",
     "OMSValidationError",
+    "connection_test_failure",
 ]
 
 
@@ -105,3 +106,24 @@ class OMSMigrationError(OMSError):
 
 class OMSSensorTimeout(OMSMigrationError, AirflowSensorTimeout):
     """A sensor's wait ran out of time. Like any sensor timeout, Airflow does not retry it."""
+
+
+def connection_test_failure(err: OMSApiError) -> str:
+    """Say what a failed connection test (the form's Test button) means and what to check."""
+    if err.http_status is None:
+        return f"Could not reach OMS: {err}. Check the connection's region or endpoint, and the network or proxy."
+    if "clock is" in str(err):
+        return f"OMS refused the request's date: {err}"
+    if err.http_status in (401, 403):
+        # Not the connection id: the UI's Test button tests a throw-away copy under a random one. Not str(err)
+        # either: its hint repeats the advice below.
+        details = " ".join(str(part) for part in (err.error_code, err.error_msg) if part)
+        request = f" (request id {err.request_id})" if err.request_id else ""
+        return (
+            f"OMS refused the credentials ({err.error_code or err.http_status}): check the AK (login) and SK "
+            "(password), the security token of temporary credentials, and that project_id is the project of this "
+            f"region for that account. OMS said: HTTP {err.http_status} {details}{request}"
+        )
+    if err.http_status == 404:
+        return f"OMS did not find the project or the API: check project_id and the region or endpoint. {err}"
+    return str(err)

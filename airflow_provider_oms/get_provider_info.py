@@ -125,3 +125,30 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
     }
+
+
+def connection_form_widgets() -> dict[str, Any]:
+    """Return the connection form's extra fields built from ``conn-fields`` (Airflow 3.1 asks the hook for them)."""
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import PasswordField, StringField
+
+    (connection_type,) = get_provider_info()["connection-types"]
+    widgets: dict[str, Any] = {}
+    for name, spec in connection_type["conn-fields"].items():
+        secret = spec["schema"].get("format") == "password"
+        field, widget = (PasswordField, BS3PasswordFieldWidget) if secret else (StringField, BS3TextFieldWidget)
+        widgets[name] = field(lazy_gettext(spec["label"]), widget=widget(), description=spec["description"])
+    return widgets
+
+
+def ui_field_behaviour() -> dict[str, Any]:
+    """Return the connection form's hidden fields, labels and placeholders in Airflow 3.1's hook spelling."""
+    (connection_type,) = get_provider_info()["connection-types"]
+    behaviour = connection_type["ui-field-behaviour"]
+    # Airflow 3.1's schema spells it hidden_fields (provider info: hidden-fields) and requires relabeling.
+    return {
+        "hidden_fields": list(behaviour["hidden-fields"]),
+        "relabeling": dict(behaviour["relabeling"]),
+        "placeholders": dict(behaviour["placeholders"]),
+    }

@@ -33,7 +33,7 @@ import httpx
 from airflow.sdk import BaseHook
 
 from airflow_provider_oms.client import OMSRequestBuilder, PreparedCall
-from airflow_provider_oms.hooks.oms import config_from_connection
+from airflow_provider_oms.connections import config_from_connection
 from airflow_provider_oms.triggers import oms as trigger_module
 from airflow_provider_oms.triggers.oms import MigrationTaskTrigger, shared_async_client
 

@@ -126,7 +126,7 @@ def test_a_token_connection_as_the_form_saves_it_is_usable():
     """The form saves every field as a plain extra, numbers and booleans as text."""
     from airflow.sdk import Connection
 
-    from airflow_provider_oms.hooks.oms import config_from_connection
+    from airflow_provider_oms.connections import config_from_connection
 
     conn = Connection(
         conn_id="from_the_form",
@@ -160,7 +160,7 @@ def test_a_token_connection_as_the_form_saves_it_is_usable():
 def test_empty_form_fields_are_unset_ones():
     from airflow.sdk import Connection
 
-    from airflow_provider_oms.hooks.oms import DEFAULT_TIMEOUT, config_from_connection
+    from airflow_provider_oms.connections import DEFAULT_TIMEOUT, config_from_connection
 
     extra = {"project_id": "p1", "region": "cn-north-4", "auth_type": "", "domain": "", "iam_endpoint": ""}
     extra.update(verify="", timeout="", security_token="", retry_max_attempts="")

@@ -30,9 +30,9 @@ from airflow_provider_oms.client import (
     parse_response,
     transport_error,
 )
+from airflow_provider_oms.connections import OMSConnectionConfig, config_from_connection
 from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus
 from airflow_provider_oms.exceptions import AirflowException, OMSApiError
-from airflow_provider_oms.hooks.oms import OMSConnectionConfig, config_from_connection
 from airflow_provider_oms.iam import get_token
 from airflow_provider_oms.version_compat import conf
 from airflow_provider_oms.waiting import (

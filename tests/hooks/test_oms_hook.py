@@ -148,7 +148,7 @@ def test_reprs_hold_no_credential(set_connection):
 
 
 def test_every_credential_read_is_masked(set_connection, mocker):
-    masked = mocker.patch("airflow_provider_oms.hooks.oms.mask_secret")
+    masked = mocker.patch("airflow_provider_oms.connections.mask_secret")
     set_connection("oms", login=AK, password=SK, extra=oms_extra(security_token="OMS-TOKEN-0001"))
     set_connection(
         "src",
@@ -421,7 +421,7 @@ def test_one_session_serves_every_call(oms_emulator, oms_conn):
     ids=["aws-login", "aws-extras", "wasb", "generic", "huaweicloud_oms"],
 )
 def test_source_credentials_by_connection_type(set_connection, conn, expected, mocker):
-    masked = mocker.patch("airflow_provider_oms.hooks.oms.mask_secret")
+    masked = mocker.patch("airflow_provider_oms.connections.mask_secret")
     set_connection("oms", login=AK, password=SK, extra=oms_extra())
     set_connection("src", **conn)
     body = OMSHook("oms").build_start_task_body(source_conn_id="src")
