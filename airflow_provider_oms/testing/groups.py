@@ -35,14 +35,13 @@ from airflow_provider_oms.constants import (
     ERROR_TASK_NOT_IN_PROGRESS,
     TaskStatus,
 )
-from airflow_provider_oms.testing.store import (
-    ERROR_OBJECTS_FAILED,
-    ERROR_TASK_COMPLETED,
+from airflow_provider_oms.testing.engine import ERROR_OBJECTS_FAILED
+from airflow_provider_oms.testing.store import ERROR_TASK_COMPLETED, TaskStore
+from airflow_provider_oms.testing.tasks import (
     LIST_LIMIT_DEFAULT,
     LIST_LIMIT_MAX,
     OMSEmulatorError,
     TaskSpec,
-    TaskStore,
     invalid_parameter,
     now_ms,
     parse_bandwidth_policy,

@@ -34,14 +34,9 @@ from urllib.parse import parse_qsl, unquote
 from airflow_provider_oms import signer
 from airflow_provider_oms.constants import ERROR_AUTH, ERROR_THROTTLED, MAX_CLOCK_SKEW_SECONDS
 from airflow_provider_oms.testing.groups import TaskGroupStore
-from airflow_provider_oms.testing.store import (
-    ERROR_EMULATOR,
-    LIST_LIMIT_DEFAULT,
-    OMSEmulatorError,
-    TaskStore,
-    invalid_parameter,
-)
+from airflow_provider_oms.testing.store import TaskStore
 from airflow_provider_oms.testing.sync import SyncTaskStore
+from airflow_provider_oms.testing.tasks import ERROR_EMULATOR, LIST_LIMIT_DEFAULT, OMSEmulatorError, invalid_parameter
 from airflow_provider_oms.testing.tokens import AUTH_TOKEN_HEADER, SUBJECT_TOKEN_HEADER, TOKEN_PATH, TokenIssuer
 
 logger = logging.getLogger("airflow_provider_oms.emulator")

@@ -28,7 +28,8 @@ from airflow_provider_oms.constants import (
     ERROR_TASK_NOT_IN_PROGRESS,
     START_TASK_BODY_LIMITS,
 )
-from airflow_provider_oms.testing.store import (
+from airflow_provider_oms.testing.engine import copy_object, list_bucket, object_path, should_skip
+from airflow_provider_oms.testing.tasks import (
     DEFAULT_CLOUD_TYPE,
     LIST_LIMIT_DEFAULT,
     LIST_LIMIT_MAX,
@@ -36,13 +37,9 @@ from airflow_provider_oms.testing.store import (
     REGION_MAX_LENGTH,
     OMSEmulatorError,
     bucket_field,
-    copy_object,
     description_field,
     invalid_parameter,
-    list_bucket,
     now_ms,
-    object_path,
-    should_skip,
     text_field,
 )
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from airflow_provider_oms.constants import TaskStatus
+from airflow_provider_oms.constants import ERROR_INVALID_PARAMETER, TaskStatus
 from airflow_provider_oms.testing import OMSEmulator
-from airflow_provider_oms.testing.store import ERROR_INVALID_PARAMETER
 from tests.testing.helpers import OMSCaller, assert_error, bucket_keys, task_body, write_objects
 
 OLD, NEW = 1_600_000_000, 1_700_000_000
