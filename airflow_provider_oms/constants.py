@@ -31,6 +31,10 @@ def status_name(code: object) -> str:
 
 #: Only tasks in these statuses can be started (seed API: "start a paused or failed migration task").
 STARTABLE_STATUSES = frozenset({TaskStatus.PAUSED, TaskStatus.FAILED})
+#: Statuses of a task that a start has set going (what a start whose answer was lost, or a retry, finds).
+STARTED_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRYING})
+#: Default connection id of the hook, the operators and the sensors.
+DEFAULT_CONN_ID = "huaweicloud_oms_default"
 
 #: Length limits from the seed API page, ``field: (minimum, maximum)`` in characters.
 PATH_LIMITS: dict[str, tuple[int, int]] = {

@@ -25,9 +25,11 @@ from airflow_provider_oms.connections import (
     source_fields,
 )
 from airflow_provider_oms.constants import (
+    DEFAULT_CONN_ID,
     ERROR_TASK_ALREADY_STARTED,
     ERROR_TASK_NOT_IN_PROGRESS,
     GROUP_STATUS_NAMES,
+    STARTED_STATUSES,
     TaskStatus,
     status_name,
 )
@@ -42,8 +44,6 @@ if TYPE_CHECKING:
 # Airflow parses them again and again without making a single call. How a connection is read (its fields, extras
 # and source types) is airflow_provider_oms.connections; this module makes the calls.
 
-#: After a start whose answer was lost, a task in these statuses was started by it.
-STARTED_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRYING})
 #: After a stop whose answer was lost, a task in these statuses was stopped by it.
 STOPPED_STATUSES = frozenset({TaskStatus.PAUSING, TaskStatus.PAUSED})
 #: After a group start or retry whose answer was lost, a group in these statuses was started by it.
@@ -97,7 +97,7 @@ class OMSHook(BaseHook):
     """
 
     conn_name_attr = "oms_conn_id"
-    default_conn_name = "huaweicloud_oms_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "huaweicloud_oms"
     hook_name = "Huawei Cloud OMS"
 

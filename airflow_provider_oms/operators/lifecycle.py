@@ -11,14 +11,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_oms import waiting
 from airflow_provider_oms.constants import (
+    DEFAULT_CONN_ID,
     ERROR_NOT_FOUND,
     ERROR_TASK_NOT_IN_PROGRESS,
     GROUP_PAUSED,
@@ -27,13 +25,14 @@ from airflow_provider_oms.constants import (
     TaskStatus,
 )
 from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
-from airflow_provider_oms.hooks.oms import OMSHook
+from airflow_provider_oms.operators.base import OMSHookMixin
 from airflow_provider_oms.operators.migration_wait import MigrationWaitOperator
-from airflow_provider_oms.validation import check_path_value, coerce_bool
-from airflow_provider_oms.version_compat import conf
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+# The hook, the validation and the waiting logic are imported where they are first used: a DAG file imports this
+# module every time it is parsed, and calls nothing.
 
 #: How far back a retry looks for what its earlier try created: pages of 100, newest first.
 _LOOKUP_PAGES = 10
@@ -95,19 +94,14 @@ def _find_by_marker(list_page: Callable[..., dict[str, Any]], items_key: str, id
     return None
 
 
-class _OMSOperator(BaseOperator):
+class _OMSOperator(OMSHookMixin, BaseOperator):
     """Holds the OMS connection and hook of the operators below."""
 
     ui_color = "#e8f1fb"
 
-    def __init__(self, *, oms_conn_id: str = OMSHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, *, oms_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.oms_conn_id = oms_conn_id
-
-    @cached_property
-    def hook(self) -> OMSHook:
-        """The OMS hook of this operator's connection."""
-        return OMSHook(oms_conn_id=self.oms_conn_id)
 
     def _create_once(
         self,
@@ -192,38 +186,16 @@ class CreateMigrationTaskOperator(MigrationWaitOperator, _OMSOperator):
     template_fields: Sequence[str] = ("task_definition", "source_conn_id", "destination_conn_id", "oms_conn_id")
     template_fields_renderers = {"task_definition": "json"}
 
-    def __init__(
-        self,
-        *,
-        task_definition: Mapping[str, Any],
-        source_conn_id: str | None = None,
-        destination_conn_id: str | None = None,
-        wait_for_completion: bool = False,
-        poll_interval: float = 30,
-        timeout: float | timedelta | None = None,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        retry_failed_objects: int = 0,
-        cancel_on_kill: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            source_conn_id=source_conn_id,
-            destination_conn_id=destination_conn_id,
-            wait_for_completion=wait_for_completion,
-            poll_interval=poll_interval,
-            timeout=timeout,
-            deferrable=deferrable,
-            retry_failed_objects=retry_failed_objects,
-            cancel_on_kill=cancel_on_kill,
-            **kwargs,
-        )
+    def __init__(self, *, task_definition: Mapping[str, Any], wait_for_completion: bool = False, **kwargs: Any) -> None:
+        # oms_conn_id, source_conn_id, destination_conn_id and the other waiting arguments: MigrationWaitOperator's.
+        super().__init__(wait_for_completion=wait_for_completion, **kwargs)
         self.task_definition = task_definition
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Create the task (or find the one an earlier try created); return its id, or wait for its outcome."""
         if not isinstance(self.task_definition, Mapping):
             raise OMSValidationError(f"task_definition must be a mapping, got {type(self.task_definition).__name__}")
-        poll_interval, timeout = self._check_wait_arguments()  # every input is checked before the create
+        self._check_wait_arguments()  # every input is checked before the create
         started_at = time.time()
         task_id, reused = self._create_once(
             context,
@@ -237,15 +209,7 @@ class CreateMigrationTaskOperator(MigrationWaitOperator, _OMSOperator):
             name = self.hook.get_task(task_id).get("name")
             return {"migration_task_id": task_id, "task_name": name, "reused": reused}
         before, grace_until = self._take_over(task_id) if reused else (None, None)
-        return self._wait_for(
-            context,
-            task_id,
-            poll_interval=poll_interval,
-            timeout=timeout,
-            started_at=started_at,
-            before=before,
-            grace_until=grace_until,
-        )
+        return self._wait_for(context, task_id, started_at=started_at, before=before, grace_until=grace_until)
 
     def _take_over(self, task_id: str) -> tuple[list[Any] | None, float | None]:
         """
@@ -253,6 +217,8 @@ class CreateMigrationTaskOperator(MigrationWaitOperator, _OMSOperator):
 
         :return: the stale-start fingerprint and grace window when it was started, else ``(None, None)``.
         """
+        from airflow_provider_oms import waiting
+
         task = self.hook.get_task(task_id)
         while task.get("status") == TaskStatus.PAUSING:  # the earlier try's kill or timeout is pausing it
             time.sleep(min(float(self.poll_interval), 5.0))
@@ -263,22 +229,29 @@ class CreateMigrationTaskOperator(MigrationWaitOperator, _OMSOperator):
         return waiting.fingerprint(task), time.time() + waiting.START_GRACE_SECONDS
 
 
-class StopMigrationTaskOperator(_OMSOperator):
-    """
-    Pause a migration task. A task that is already paused (or pausing) is left as it is.
-
-    :param migration_task_id: the OMS task id. Templated.
-    """
-
+class _TaskOperator(_OMSOperator):
     template_fields: Sequence[str] = ("migration_task_id", "oms_conn_id")
 
     def __init__(self, *, migration_task_id: str | int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.migration_task_id = migration_task_id
 
+    def _task(self) -> str:
+        from airflow_provider_oms.validation import check_path_value
+
+        return check_path_value("migration_task_id", self.migration_task_id, "task_id")
+
+
+class StopMigrationTaskOperator(_TaskOperator):
+    """
+    Pause a migration task. A task that is already paused (or pausing) is left as it is.
+
+    :param migration_task_id: the OMS task id. Templated.
+    """
+
     def execute(self, context: Context) -> None:
         """Stop (pause) the task."""
-        task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
+        task_id = self._task()
         try:
             self.hook.stop_task(task_id)
         except OMSApiError as err:
@@ -288,22 +261,16 @@ class StopMigrationTaskOperator(_OMSOperator):
             self.log.info("OMS migration task %s is already paused", task_id)
 
 
-class DeleteMigrationTaskOperator(_OMSOperator):
+class DeleteMigrationTaskOperator(_TaskOperator):
     """
     Delete a migration task that is not in progress. A task that no longer exists counts as deleted.
 
     :param migration_task_id: the OMS task id. Templated.
     """
 
-    template_fields: Sequence[str] = ("migration_task_id", "oms_conn_id")
-
-    def __init__(self, *, migration_task_id: str | int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.migration_task_id = migration_task_id
-
     def execute(self, context: Context) -> None:
         """Delete the task."""
-        task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
+        task_id = self._task()
         try:
             self.hook.delete_task(task_id)
         except OMSApiError as err:
@@ -312,7 +279,7 @@ class DeleteMigrationTaskOperator(_OMSOperator):
             self.log.info("OMS migration task %s does not exist (any more): nothing to delete", task_id)
 
 
-class UpdateBandwidthPolicyOperator(_OMSOperator):
+class UpdateBandwidthPolicyOperator(_TaskOperator):
     """
     Set a migration task's bandwidth limits by time of day.
 
@@ -323,15 +290,13 @@ class UpdateBandwidthPolicyOperator(_OMSOperator):
 
     template_fields: Sequence[str] = ("migration_task_id", "bandwidth_policy", "oms_conn_id")
 
-    def __init__(self, *, migration_task_id: str | int, bandwidth_policy: list[Mapping[str, Any]], **kwargs: Any):
+    def __init__(self, *, bandwidth_policy: list[Mapping[str, Any]], **kwargs: Any):
         super().__init__(**kwargs)
-        self.migration_task_id = migration_task_id
         self.bandwidth_policy = bandwidth_policy
 
     def execute(self, context: Context) -> None:
         """Update the policy."""
-        task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
-        self.hook.update_bandwidth_policy(task_id, list(self.bandwidth_policy))
+        self.hook.update_bandwidth_policy(self._task(), list(self.bandwidth_policy))
 
 
 class CreateMigrationTaskGroupOperator(_OMSOperator):
@@ -384,6 +349,8 @@ class _GroupOperator(_OMSOperator):
         self.group_id = group_id
 
     def _group(self) -> str:
+        from airflow_provider_oms.validation import check_path_value
+
         return check_path_value("group_id", self.group_id, "task_id")
 
 
@@ -435,6 +402,8 @@ class RetryMigrationTaskGroupOperator(StartMigrationTaskGroupOperator):
 
     def execute(self, context: Context) -> None:
         """Retry the group."""
+        from airflow_provider_oms.validation import coerce_bool
+
         failed_only = coerce_bool("migrate_failed_object", self.migrate_failed_object)
         group = self._group()
         body, _ = self.hook.credentials_body(
@@ -474,6 +443,8 @@ class _SyncOperator(_OMSOperator):
         self.sync_task_id = sync_task_id
 
     def _sync(self) -> str:
+        from airflow_provider_oms.validation import check_path_value
+
         return check_path_value("sync_task_id", self.sync_task_id, "task_id")
 
 

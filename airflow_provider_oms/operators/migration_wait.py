@@ -14,13 +14,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_oms import waiting
-from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus, status_name
+from airflow_provider_oms.constants import DEFAULT_CONN_ID, ERROR_TASK_NOT_IN_PROGRESS, TaskStatus, status_name
 from airflow_provider_oms.exceptions import (
     AirflowTaskTimeout,
     OMSApiError,
@@ -28,23 +26,16 @@ from airflow_provider_oms.exceptions import (
     OMSMigrationError,
     OMSValidationError,
 )
-from airflow_provider_oms.hooks.oms import OMSHook
+from airflow_provider_oms.operators.base import MigrationLineageMixin
 from airflow_provider_oms.version_compat import conf
-from airflow_provider_oms.waiting import (
-    Outage,
-    Outcome,
-    can_retry_failed_objects,
-    classify,
-    failure_message,
-    fingerprint,
-    progress_line,
-    result,
-    shows_start,
-    stale_start_message,
-)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_oms.waiting import Outage, Outcome
+
+# The waiting logic (airflow_provider_oms.waiting) and the hook are imported where they are first used: a DAG file
+# imports this module every time it is parsed, and calls nothing.
 
 
 def _seconds(field: str, value: float | timedelta | None, *, minimum: float) -> float | None:
@@ -58,7 +49,7 @@ def _seconds(field: str, value: float | timedelta | None, *, minimum: float) -> 
     return float(seconds)
 
 
-class MigrationWaitOperator(BaseOperator):
+class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
     """
     Base of the operators that wait for an OMS migration task to finish; not used in DAGs itself.
 
@@ -85,7 +76,7 @@ class MigrationWaitOperator(BaseOperator):
     def __init__(
         self,
         *,
-        oms_conn_id: str = OMSHook.default_conn_name,
+        oms_conn_id: str = DEFAULT_CONN_ID,
         source_conn_id: str | None = None,
         destination_conn_id: str | None = None,
         wait_for_completion: bool = True,
@@ -108,15 +99,6 @@ class MigrationWaitOperator(BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         #: The OMS task this operator is waiting for (what on_kill pauses).
         self._waiting_for: str | None = None
-        #: For lineage, once known: the OMS task id, its last full read (source and destination), the outcome.
-        self._lineage_task_id: str | None = None
-        self._lineage_task: dict[str, Any] | None = None
-        self._lineage_summary: dict[str, Any] | None = None
-
-    @cached_property
-    def hook(self) -> OMSHook:
-        """The OMS hook of this operator's connection."""
-        return OMSHook(oms_conn_id=self.oms_conn_id)
 
     # -- starts (and failed-object restarts) ----------------------------------------------------
 
@@ -148,13 +130,12 @@ class MigrationWaitOperator(BaseOperator):
         context: Context,
         task_id: str,
         *,
-        poll_interval: float,
-        timeout: float | None,
         started_at: float,
         before: list[Any] | None,
         grace_until: float | None,
     ) -> dict[str, Any]:
         """Wait for a task that has been started (or created): here, or deferred to the triggerer."""
+        poll_interval, timeout = self._check_wait_arguments()  # checked before the start; read again here
         self._lineage_task_id = task_id
         self._waiting_for = task_id  # from here on, a kill pauses the task (if cancel_on_kill)
         if self.deferrable:
@@ -176,8 +157,11 @@ class MigrationWaitOperator(BaseOperator):
     ) -> dict[str, Any]:
         # Airflow's execution_timeout (or a kill) interrupts this loop with an exception: _waiting_for stays set
         # for on_kill, which Airflow calls next. It is cleared only once the wait has an outcome.
+        from airflow_provider_oms import waiting
+        from airflow_provider_oms.waiting import Outcome
+
         restarts = 0
-        outage = Outage(self.hook.config.outage_tolerance)
+        outage = waiting.Outage(self.hook.config.outage_tolerance)
         while True:
             read_began = time.time()
             try:
@@ -191,9 +175,9 @@ class MigrationWaitOperator(BaseOperator):
             recovered = outage.recovered(time.time())
             if recovered:
                 self.log.info(recovered)
-            self.log.info(progress_line(task_id, task))
-            outcome = classify(task)
-            shown = shows_start(task, before, grace_until, time.time())
+            self.log.info(waiting.progress_line(task_id, task))
+            outcome = waiting.classify(task)
+            shown = waiting.shows_start(task, before, grace_until, time.time())
             if shown is None:
                 self.log.info("OMS does not show the start of task %s yet; waiting", task_id)
                 outcome = Outcome.WAITING
@@ -207,12 +191,12 @@ class MigrationWaitOperator(BaseOperator):
             if shown is False:
                 self._waiting_for = None
                 raise OMSMigrationError(
-                    stale_start_message(task_id, task, started_at),
-                    task=result(task_id, task, restarts=restarts, elapsed_seconds=time.time() - started_at),
+                    waiting.stale_start_message(task_id, task, started_at),
+                    task=waiting.result(task_id, task, restarts=restarts, elapsed_seconds=time.time() - started_at),
                 )
             if self._restart_failed_objects(task_id, outcome, task, restarts):
                 restarts += 1
-                before, grace_until = fingerprint(task), time.time() + waiting.START_GRACE_SECONDS
+                before, grace_until = waiting.fingerprint(task), time.time() + waiting.START_GRACE_SECONDS
                 continue
             return self._finish(context, task_id, outcome, task, restarts, started_at)
 
@@ -280,6 +264,9 @@ class MigrationWaitOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
         """Resume after the trigger's event: succeed, restart the failed objects and defer again, or fail."""
+        from airflow_provider_oms import waiting
+        from airflow_provider_oms.waiting import Outcome
+
         task_id = str(event["migration_task_id"])
         status = event["status"]
         task = dict(event.get("task") or {})
@@ -297,7 +284,7 @@ class MigrationWaitOperator(BaseOperator):
         outcome = Outcome(status)
         if event.get("message") and outcome is not Outcome.SUCCESS:  # the start never showed in OMS
             self._waiting_for = None
-            summary = result(task_id, task, restarts=restarts, elapsed_seconds=time.time() - started_at)
+            summary = waiting.result(task_id, task, restarts=restarts, elapsed_seconds=time.time() - started_at)
             raise OMSMigrationError(str(event["message"]), task=summary)
         if self._restart_failed_objects(task_id, outcome, task, restarts):
             self._defer(
@@ -305,7 +292,7 @@ class MigrationWaitOperator(BaseOperator):
                 poll_interval,
                 started_at,
                 restarts=restarts + 1,
-                before=fingerprint(task),
+                before=waiting.fingerprint(task),
                 grace_until=time.time() + waiting.START_GRACE_SECONDS,
             )
         return self._finish(context, task_id, outcome, task, restarts, started_at)
@@ -314,14 +301,17 @@ class MigrationWaitOperator(BaseOperator):
 
     def _restart_failed_objects(self, task_id: str, outcome: Outcome, task: Mapping[str, Any], restarts: int) -> bool:
         """Restart a failed task for its failed objects if retries remain; return whether it was restarted."""
+        from airflow_provider_oms import waiting
+        from airflow_provider_oms.waiting import Outcome
+
         if outcome is not Outcome.FAILED or restarts >= self.retry_failed_objects:
             return False
-        if not can_retry_failed_objects(task):
+        if not waiting.can_retry_failed_objects(task):
             self.log.info("OMS migration task %s failed without a retryable failed-object list", task_id)
             return False
         self.log.warning(
             "%s; restarting it for the failed objects only (retry %d of %d)",
-            failure_message(task_id, task),
+            waiting.failure_message(task_id, task),
             restarts + 1,
             self.retry_failed_objects,
         )
@@ -337,8 +327,11 @@ class MigrationWaitOperator(BaseOperator):
         restarts: int,
         started_at: float,
     ) -> dict[str, Any]:
+        from airflow_provider_oms import waiting
+        from airflow_provider_oms.waiting import Outcome
+
         self._waiting_for = None  # the wait has its outcome: a kill from now on has nothing to pause
-        summary = result(task_id, task, restarts=restarts, elapsed_seconds=time.time() - started_at)
+        summary = waiting.result(task_id, task, restarts=restarts, elapsed_seconds=time.time() - started_at)
         self._lineage_task_id, self._lineage_summary = task_id, summary
         if isinstance(task.get("src_node"), Mapping) and isinstance(task.get("dst_node"), Mapping):
             self._lineage_task = dict(task)
@@ -347,7 +340,7 @@ class MigrationWaitOperator(BaseOperator):
             self._record_asset_events(context, task_id, summary)
             return summary
         if outcome is Outcome.FAILED:
-            message = failure_message(task_id, task)
+            message = waiting.failure_message(task_id, task)
             if restarts:
                 message += f" (after {restarts} restart(s) of the failed objects)"
         elif task.get("status") == TaskStatus.PAUSED:
@@ -407,21 +400,6 @@ class MigrationWaitOperator(BaseOperator):
 
     # -- assets and lineage -----------------------------------------------------------------------
 
-    def _task_with_nodes(self, task_id: str) -> dict[str, Any] | None:
-        """
-        Return the task's last full read (source and destination), reading it once if this run has none.
-
-        After a deferral the trigger's event holds the figures only; the read happens only when an alias or
-        OpenLineage needs the nodes, so a plain run makes no extra request.
-        """
-        if self._lineage_task is None:
-            try:
-                self._lineage_task = self.hook.get_task(task_id)
-            except OMSError as err:
-                self.log.warning("Could not read OMS migration task %s for lineage: %s", task_id, err)
-                return None
-        return self._lineage_task
-
     def _record_asset_events(self, context: Context, task_id: str, summary: Mapping[str, Any]) -> None:
         """Give the declared Asset outlets the figures, and the AssetAlias outlets the destination asset."""
         from airflow.sdk import AssetAlias
@@ -434,27 +412,3 @@ class MigrationWaitOperator(BaseOperator):
         needs_destination = any(isinstance(outlet, AssetAlias) for outlet in outlets)
         task = self._task_with_nodes(task_id) if needs_destination else None
         lineage.emit_asset_events(context, outlets, task, summary)
-
-    def _source_account(self) -> str | None:
-        """Return the Azure storage account of an Azure source (``wasbs://container@account``), from its connection."""
-        from airflow_provider_oms import lineage
-
-        task = self._lineage_task or {}
-        if lineage.scheme_of((task.get("src_node") or {}).get("cloud_type")) != "wasbs" or not self.source_conn_id:
-            return None
-        try:
-            extra = self.hook.get_connection(self.source_conn_id).extra_dejson
-        except Exception:  # lineage must never fail a task: without the account the namespace is wasbs://container
-            return None
-        return lineage.azure_account(extra.get("connection_string"))
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Report the source and destination to OpenLineage, and the migration's figures as a run facet."""
-        from airflow_provider_oms import lineage
-
-        task = self._task_with_nodes(self._lineage_task_id) if self._lineage_task_id else None
-        return lineage.operator_lineage(task, self._lineage_summary, account=self._source_account())
-
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        """Report what is known of a failed migration: its datasets and, if it ended, its figures."""
-        return self.get_openlineage_facets_on_complete(task_instance)

@@ -4,30 +4,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_oms import waiting
 from airflow_provider_oms.constants import (
     MAX_CLOCK_SKEW_SECONDS,
     STARTABLE_STATUSES,
+    STARTED_STATUSES,
     TaskStatus,
     status_name,
 )
-from airflow_provider_oms.exceptions import OMSApiError
-from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.links.oms import OMSConsoleLink, console_url
 from airflow_provider_oms.operators.migration_wait import MigrationWaitOperator
-from airflow_provider_oms.validation import check_path_value, coerce_bool
-from airflow_provider_oms.version_compat import conf
-from airflow_provider_oms.waiting import Outcome, fingerprint, result
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-
-#: Statuses of a task that a start has set going (what a retry finds when its earlier try's start took).
-_STARTED_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRYING})
+# The hook, the validation and the waiting logic are imported where they are first used: a DAG file imports this
+# module every time it is parsed, and calls nothing.
 
 
 def _try_number(context: Context) -> int:
@@ -109,33 +102,10 @@ class StartMigrationTaskOperator(MigrationWaitOperator):
     ui_color = "#e8f1fb"
 
     def __init__(
-        self,
-        *,
-        migration_task_id: str | int,
-        migrate_failed_object: bool | str = False,
-        oms_conn_id: str = OMSHook.default_conn_name,
-        source_conn_id: str | None = None,
-        destination_conn_id: str | None = None,
-        wait_for_completion: bool = True,
-        poll_interval: float = 30,
-        timeout: float | timedelta | None = None,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        retry_failed_objects: int = 0,
-        cancel_on_kill: bool = True,
-        **kwargs: Any,
+        self, *, migration_task_id: str | int, migrate_failed_object: bool | str = False, **kwargs: Any
     ) -> None:
-        super().__init__(
-            oms_conn_id=oms_conn_id,
-            source_conn_id=source_conn_id,
-            destination_conn_id=destination_conn_id,
-            wait_for_completion=wait_for_completion,
-            poll_interval=poll_interval,
-            timeout=timeout,
-            deferrable=deferrable,
-            retry_failed_objects=retry_failed_objects,
-            cancel_on_kill=cancel_on_kill,
-            **kwargs,
-        )
+        # oms_conn_id, source_conn_id, destination_conn_id and the waiting arguments: MigrationWaitOperator's.
+        super().__init__(**kwargs)
         self.migration_task_id = migration_task_id
         self.migrate_failed_object = migrate_failed_object
 
@@ -150,6 +120,9 @@ class StartMigrationTaskOperator(MigrationWaitOperator):
         :return: the fingerprint of the task before the start (``None`` when nothing was started), and the task
             when it has already succeeded (an earlier try's start ran it to the end), else ``None``.
         """
+        from airflow_provider_oms.exceptions import OMSApiError
+        from airflow_provider_oms.waiting import fingerprint
+
         body = self._start_body(failed_only=failed_only)  # every input is checked before the first request
         # What a stale read after the start would look like; not needed when nothing waits for the outcome.
         before = self.hook.get_task(task_id) if self.wait_for_completion else None
@@ -167,7 +140,7 @@ class StartMigrationTaskOperator(MigrationWaitOperator):
                 task = self.hook.get_task(task_id)
             status = task.get("status")
             earlier = f"started by an earlier try, {_try_number(context) - 1}"
-            if status in _STARTED_STATUSES:
+            if status in STARTED_STATUSES:
                 self.log.warning("OMS migration task %s is already running (%s); waiting for it", task_id, earlier)
                 return None, None
             if status == TaskStatus.SUCCEEDED and _finished_during_this_run(task, context):
@@ -180,9 +153,12 @@ class StartMigrationTaskOperator(MigrationWaitOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Check the input, start the OMS task, then wait for it (here or in the triggerer) unless told not to."""
+        from airflow_provider_oms import waiting
+        from airflow_provider_oms.validation import check_path_value, coerce_bool
+
         failed_only = coerce_bool("migrate_failed_object", self.migrate_failed_object)
         task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
-        poll_interval, timeout = self._check_wait_arguments()
+        poll_interval, _ = self._check_wait_arguments()
         config = self.hook.config
         OMSConsoleLink.persist(
             context,
@@ -193,18 +169,10 @@ class StartMigrationTaskOperator(MigrationWaitOperator):
         started_at = time.time()
         before, finished = self._start_or_join(context, task_id, failed_only=failed_only, poll_interval=poll_interval)
         if finished is not None:
-            return self._finish(context, task_id, Outcome.SUCCESS, finished, 0, started_at)
+            return self._finish(context, task_id, waiting.Outcome.SUCCESS, finished, 0, started_at)
         if not self.wait_for_completion:
             task = self.hook.get_task(task_id)
             self.log.info("OMS migration task %s started; status now %s", task_id, status_name(task.get("status")))
-            return result(task_id, task, restarts=0, elapsed_seconds=time.time() - started_at)
+            return waiting.result(task_id, task, restarts=0, elapsed_seconds=time.time() - started_at)
         grace_until = started_at + waiting.START_GRACE_SECONDS if before is not None else None
-        return self._wait_for(
-            context,
-            task_id,
-            poll_interval=poll_interval,
-            timeout=timeout,
-            started_at=started_at,
-            before=before,
-            grace_until=grace_until,
-        )
+        return self._wait_for(context, task_id, started_at=started_at, before=before, grace_until=grace_until)

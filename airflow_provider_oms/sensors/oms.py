@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_oms.constants import (
+    DEFAULT_CONN_ID,
     GROUP_COMPLETED,
     GROUP_FAILED_STATUSES,
     GROUP_PAUSED,
@@ -24,21 +24,16 @@ from airflow_provider_oms.exceptions import (
     OMSMigrationError,
     OMSSensorTimeout,
 )
-from airflow_provider_oms.hooks.oms import OMSHook
-from airflow_provider_oms.validation import check_path_value
+from airflow_provider_oms.operators.base import MigrationLineageMixin, OMSHookMixin
 from airflow_provider_oms.version_compat import conf
-from airflow_provider_oms.waiting import (
-    Outage,
-    Outcome,
-    classify,
-    failure_message,
-    progress_line,
-    result,
-    summarize,
-)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_oms.waiting import Outage
+
+# The hook, the validation and the waiting logic are imported where they are first used: a DAG file imports this
+# module every time it is parsed, and calls nothing.
 
 
 def _outcome_failed(sensor: BaseSensorOperator, error: OMSMigrationError) -> OMSMigrationError | AirflowSkipException:
@@ -50,7 +45,7 @@ def _outcome_failed(sensor: BaseSensorOperator, error: OMSMigrationError) -> OMS
     return error
 
 
-class MigrationTaskSensor(BaseSensorOperator):
+class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
     """
     Wait until an OMS migration task reaches one of the target statuses; fail when it fails.
 
@@ -77,7 +72,7 @@ class MigrationTaskSensor(BaseSensorOperator):
         self,
         *,
         migration_task_id: str | int,
-        oms_conn_id: str = OMSHook.default_conn_name,
+        oms_conn_id: str = DEFAULT_CONN_ID,
         target_statuses: Collection[int] = (TaskStatus.SUCCEEDED,),
         failure_statuses: Collection[int] = (TaskStatus.FAILED,),
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -91,17 +86,10 @@ class MigrationTaskSensor(BaseSensorOperator):
         self.deferrable = deferrable
         #: Failed reads in a row while OMS was unreachable (poke mode keeps it between pokes).
         self._outage: Outage | None = None
-        #: For lineage: the task watched, its last full read (source and destination) and the last outcome.
-        self._lineage_task_id: str | None = None
-        self._lineage_task: dict[str, Any] | None = None
-        self._lineage_summary: dict[str, Any] | None = None
-
-    @cached_property
-    def hook(self) -> OMSHook:
-        """The OMS hook of this sensor's connection."""
-        return OMSHook(oms_conn_id=self.oms_conn_id)
 
     def _judge(self, task_id: str, task: Mapping[str, Any]) -> bool:
+        from airflow_provider_oms.waiting import Outcome, classify, failure_message, result
+
         outcome = classify(task, self.target_statuses, self.failure_statuses)
         if outcome is Outcome.SUCCESS:
             return True
@@ -129,6 +117,9 @@ class MigrationTaskSensor(BaseSensorOperator):
         wrong endpoint), and so does any in reschedule mode, where each poke is a new process (Airflow's retries
         apply).
         """
+        from airflow_provider_oms.validation import check_path_value
+        from airflow_provider_oms.waiting import Outage, progress_line, result
+
         task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
         read_began = time.time()
         try:
@@ -156,6 +147,9 @@ class MigrationTaskSensor(BaseSensorOperator):
         """Poke (or reschedule) as any sensor, or defer to the triggerer when ``deferrable``."""
         if not self.deferrable:
             return super().execute(context)
+        from airflow_provider_oms.validation import check_path_value
+        from airflow_provider_oms.waiting import result
+
         task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
         task = self.hook.get_task(task_id)
         if self._judge(task_id, task):
@@ -190,6 +184,8 @@ class MigrationTaskSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
         """Finish after the trigger's event."""
+        from airflow_provider_oms.waiting import result, summarize
+
         task_id = str(event["migration_task_id"])
         status = event["status"]
         self._lineage_task_id = task_id
@@ -206,25 +202,8 @@ class MigrationTaskSensor(BaseSensorOperator):
         self._judge(task_id, task)
         return result(task_id, task, restarts=0, elapsed_seconds=0.0)
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Report the watched migration's source and destination to OpenLineage, and its figures as a run facet."""
-        from airflow_provider_oms import lineage
 
-        task = self._lineage_task
-        if self._lineage_task_id and (task is None or not lineage.has_nodes(task)):
-            # After a deferral the trigger's event holds the figures only: read the nodes once, for lineage alone.
-            try:
-                task = self._lineage_task = self.hook.get_task(self._lineage_task_id)
-            except OMSError as err:
-                self.log.warning("Could not read OMS migration task %s for lineage: %s", self._lineage_task_id, err)
-        return lineage.operator_lineage(task, self._lineage_summary)
-
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        """Report what is known of the watched migration when the sensor fails."""
-        return self.get_openlineage_facets_on_complete(task_instance)
-
-
-class MigrationTaskGroupSensor(BaseSensorOperator):
+class MigrationTaskGroupSensor(OMSHookMixin, BaseSensorOperator):
     """
     Wait until a task group has completed (status 6); fail when its creation or migration failed (4, 5).
 
@@ -235,18 +214,15 @@ class MigrationTaskGroupSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("group_id", "oms_conn_id")
 
-    def __init__(self, *, group_id: str, oms_conn_id: str = OMSHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, *, group_id: str, oms_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.group_id = group_id
         self.oms_conn_id = oms_conn_id
 
-    @cached_property
-    def hook(self) -> OMSHook:
-        """The OMS hook of this sensor's connection."""
-        return OMSHook(oms_conn_id=self.oms_conn_id)
-
     def poke(self, context: Context) -> Any:
         """Read the group once and say whether it has completed."""
+        from airflow_provider_oms.validation import check_path_value
+
         group_id = check_path_value("group_id", self.group_id, "task_id")
         group = self.hook.get_task_group(group_id)
         status = group.get("status")
