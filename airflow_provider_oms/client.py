@@ -90,6 +90,7 @@ class OMSRequestBuilder:
         self.host = parts.netloc
         self.project_id = check_path_value("project_id", project_id, "project_id")
         self._credentials = credentials
+        self._path_prefix = f"/v2/{quote(self.project_id, safe='')}"
 
     def __repr__(self) -> str:
         return f"OMSRequestBuilder(base_url={self.base_url!r}, project_id={self.project_id!r})"
@@ -102,7 +103,7 @@ class OMSRequestBuilder:
         the error) and quoted with ``safe=""``, so no value can add a segment or a query.
         """
         values = {name: quote(check_path_value(name, value, "task_id"), safe="") for name, value in path_params.items()}
-        return f"/v2/{quote(self.project_id, safe='')}{template.format(**values)}"
+        return f"{self._path_prefix}{template.format(**values)}"
 
     def build(
         self,

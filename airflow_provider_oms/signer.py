@@ -18,14 +18,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 HEADER_DATE = "X-Sdk-Date"
+_HEADER_DATE_LOWER = HEADER_DATE.lower()
 HEADER_AUTHORIZATION = "Authorization"
 HEADER_SECURITY_TOKEN = "X-Security-Token"  # noqa: S105 (a header name)
 HEADER_PROJECT_ID = "X-Project-Id"
@@ -50,9 +53,20 @@ def _query_value(value: QueryValue) -> str:
     return str(value)
 
 
+#: The last second formatted for "now" and its text: every request signed within one second carries the same date.
+_now_text: tuple[int, str] = (-1, "")
+
+
 def format_sdk_date(moment: datetime | None = None) -> str:
     """Return ``moment`` (default: now) in the ``X-Sdk-Date`` format, in UTC."""
-    moment = moment or datetime.now(timezone.utc)
+    global _now_text
+    if moment is None:
+        second = int(time.time())
+        cached_second, text = _now_text  # one tuple, replaced whole: safe across threads
+        if cached_second != second:
+            text = time.strftime(DATE_FORMAT, time.gmtime(second))
+            _now_text = (second, text)
+        return text
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc)
     return moment.strftime(DATE_FORMAT)
@@ -63,8 +77,9 @@ def parse_sdk_date(value: str) -> datetime:
     return datetime.strptime(value, DATE_FORMAT).replace(tzinfo=timezone.utc)
 
 
+@lru_cache(maxsize=1024)
 def canonical_uri(path: str) -> str:
-    """Return the canonical URI of a request path (as sent on the wire, without the query)."""
+    """Return the canonical URI of a request path (as sent on the wire, without the query); remembered per path."""
     uri = "/".join(_encode(segment) for segment in unquote(path).split("/"))
     return uri if uri.endswith("/") else uri + "/"
 
@@ -104,6 +119,13 @@ def canonical_request(
     :param body: the exact body bytes sent (``b""`` for none).
     """
     lowered = {name.lower(): str(value).strip() for name, value in headers.items()}
+    return _canonical_request(method, path, query, lowered, signed_headers, body)
+
+
+def _canonical_request(
+    method: str, path: str, query: str, lowered: Mapping[str, str], signed_headers: list[str], body: bytes
+) -> str:
+    """:func:`canonical_request` for headers already lower-cased and trimmed."""
     missing = [name for name in signed_headers if name not in lowered]
     if missing:
         raise ValueError(f"signed headers missing from the request: {', '.join(missing)}")
@@ -153,13 +175,12 @@ def sign(
     ``headers`` must already hold every header to sign, including ``Host`` and ``X-Sdk-Date``; each of them
     is signed. Nothing is logged, and the returned dict is a new one.
     """
-    if HEADER_DATE.lower() not in {name.lower() for name in headers}:
+    lowered = {name.lower(): str(value).strip() for name, value in headers.items()}
+    sdk_date = lowered.get(_HEADER_DATE_LOWER)
+    if sdk_date is None:
         raise ValueError(f"the {HEADER_DATE} header must be set before signing")
-    names = signed_header_names(headers)
-    to_sign = string_to_sign(
-        canonical_request(method, path, query, headers, names, body),
-        next(str(v).strip() for k, v in headers.items() if k.lower() == HEADER_DATE.lower()),
-    )
+    names = sorted(name for name in lowered if "_" not in name)  # signed_header_names(), from the lowered names
+    to_sign = string_to_sign(_canonical_request(method, path, query, lowered, names, body), sdk_date)
     signed = dict(headers)
     signed[HEADER_AUTHORIZATION] = authorization_header(access_key, names, signature(secret_key, to_sign))
     return signed

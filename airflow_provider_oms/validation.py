@@ -21,6 +21,8 @@ from airflow_provider_oms.exceptions import OMSValidationError
 
 _TRUE = "true"
 _FALSE = "false"
+#: What a URL path segment value must not hold: path structure, "%" and control characters.
+_PATH_REFUSED = re.compile(r"[/\\?#%\x00-\x1f\x7f]")
 
 
 def _show(value: str, limit: int = 60) -> str:
@@ -75,7 +77,7 @@ def check_path_value(field: str, value: object, limit_key: str) -> str:
     text = check_length(field, value, minimum, maximum)
     if text.strip() != text:
         raise OMSValidationError(f"{field} must not start or end with white space, got {_show(text)}")
-    if text in {".", ".."} or any(ch in text for ch in "/\\?#%") or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    if text in {".", ".."} or _PATH_REFUSED.search(text):
         raise OMSValidationError(
             f"{field} must not contain '/', '\\', '?', '#', '%', control characters or be '.' or '..', "
             f"got {_show(text)}"

@@ -104,6 +104,8 @@ class OMSHook(BaseHook):
     def __init__(self, oms_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.oms_conn_id = oms_conn_id
+        #: Tasks whose source and destination this hook has reported to the hook-lineage collector.
+        self._lineage_reported: set[str] = set()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(oms_conn_id={self.oms_conn_id!r})"
@@ -335,7 +337,17 @@ class OMSHook(BaseHook):
         return task
 
     def _report_lineage(self, task: Mapping[str, Any]) -> None:
-        """Report a task's source and destination to Airflow's hook-lineage collector; never fail the call."""
+        """
+        Report a task's source and destination to Airflow's hook-lineage collector; never fail the call.
+
+        A task's source and destination never change: a wait that reads the same task again and again reports
+        it once.
+        """
+        task_id = task.get("id")
+        if task_id is not None:
+            if str(task_id) in self._lineage_reported:
+                return
+            self._lineage_reported.add(str(task_id))
         from airflow_provider_oms.lineage import report_hook_lineage
 
         try:
