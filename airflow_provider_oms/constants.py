@@ -33,6 +33,8 @@ def status_name(code: object) -> str:
 STARTABLE_STATUSES = frozenset({TaskStatus.PAUSED, TaskStatus.FAILED})
 #: Statuses of a task that a start has set going (what a start whose answer was lost, or a retry, finds).
 STARTED_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRYING})
+#: After a stop whose answer was lost, a task in these statuses was stopped by it.
+STOPPED_STATUSES = frozenset({TaskStatus.PAUSING, TaskStatus.PAUSED})
 #: Default connection id of the hook, the operators and the sensors.
 DEFAULT_CONN_ID = "huaweicloud_oms_default"
 
@@ -75,6 +77,10 @@ GROUP_PAUSED = 3
 GROUP_PAUSING = 7
 GROUP_FAILED_STATUSES = frozenset({4, 5})
 GROUP_IN_PROGRESS_STATUSES = frozenset({0, 1, 2, 7})
+#: After a group start or retry whose answer was lost, a group in these statuses was started by it.
+GROUP_STARTED_STATUSES = frozenset({0, 1, 2})
+#: After a group stop whose answer was lost, a group in these statuses was stopped by it.
+GROUP_STOPPED_STATUSES = frozenset({GROUP_PAUSED, GROUP_PAUSING})
 
 #: The ``X-Auth-Token`` / ``X-Security-Token`` header limit.
 TOKEN_MAX_LENGTH = 16384

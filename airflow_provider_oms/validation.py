@@ -85,6 +85,14 @@ def check_path_value(field: str, value: object, limit_key: str) -> str:
     return text
 
 
+def check_page(limit: int, offset: int) -> None:
+    """Check a list call's page: ``limit`` 1 to 100, ``offset`` 0 or more."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise OMSValidationError(f"limit must be a whole number from 1 to 100, got {limit!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise OMSValidationError(f"offset must be a whole number of 0 or more, got {offset!r}")
+
+
 def coerce_bool(field: str, value: object) -> bool:
     """
     Return ``value`` as a bool: a bool, or the strings ``"true"``/``"false"`` in any case.

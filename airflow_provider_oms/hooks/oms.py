@@ -28,14 +28,21 @@ from airflow_provider_oms.constants import (
     DEFAULT_CONN_ID,
     ERROR_TASK_ALREADY_STARTED,
     ERROR_TASK_NOT_IN_PROGRESS,
+    GROUP_STARTED_STATUSES,
     GROUP_STATUS_NAMES,
+    GROUP_STOPPED_STATUSES,
     STARTED_STATUSES,
-    TaskStatus,
+    STOPPED_STATUSES,
     status_name,
 )
 from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError, connection_test_failure
 from airflow_provider_oms.iam import get_token
-from airflow_provider_oms.validation import check_bandwidth_policy, check_path_value, check_start_task_body
+from airflow_provider_oms.validation import (
+    check_bandwidth_policy,
+    check_page,
+    check_path_value,
+    check_start_task_body,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -44,13 +51,6 @@ if TYPE_CHECKING:
 # Airflow parses them again and again without making a single call. How a connection is read (its fields, extras
 # and source types) is airflow_provider_oms.connections; this module makes the calls.
 
-#: After a stop whose answer was lost, a task in these statuses was stopped by it.
-STOPPED_STATUSES = frozenset({TaskStatus.PAUSING, TaskStatus.PAUSED})
-#: After a group start or retry whose answer was lost, a group in these statuses was started by it.
-GROUP_STARTED_STATUSES = frozenset({0, 1, 2})
-#: After a group stop whose answer was lost, a group in these statuses was stopped by it.
-GROUP_STOPPED_STATUSES = frozenset({3, 7})
-
 
 def _refused(error: requests.ConnectionError) -> bool:
     """Whether a connection error happened before the request was sent (the connect itself failed)."""
@@ -58,14 +58,6 @@ def _refused(error: requests.ConnectionError) -> bool:
 
     reason = getattr(error.args[0] if error.args else None, "reason", None)
     return isinstance(reason, NewConnectionError)
-
-
-def _check_page(limit: int, offset: int) -> None:
-    """Check a list call's page: ``limit`` 1 to 100, ``offset`` 0 or more."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
-        raise OMSValidationError(f"limit must be a whole number from 1 to 100, got {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise OMSValidationError(f"offset must be a whole number of 0 or more, got {offset!r}")
 
 
 def _read_capped(response: requests.Response, call: PreparedCall) -> bytes:
@@ -374,7 +366,7 @@ class OMSHook(BaseHook):
         :param group_id: only tasks of this task group.
         :return: ``{"tasks": [...], "count": <number of matching tasks>}``.
         """
-        _check_page(limit, offset)
+        check_page(limit, offset)
         query = {
             "limit": limit,
             "offset": offset,
@@ -461,7 +453,7 @@ class OMSHook(BaseHook):
 
     def list_task_groups(self, *, limit: int = 10, offset: int = 0, status: int | None = None) -> dict[str, Any]:
         """List task groups (``GET /v2/{project_id}/taskgroups``): ``{"taskgroups": [...], "count": n}``."""
-        _check_page(limit, offset)
+        check_page(limit, offset)
         query = {"limit": limit, "offset": offset, "status": status}
         return self._call("GET", "/taskgroups", "list task groups", query=query) or {}
 
@@ -539,8 +531,6 @@ class OMSHook(BaseHook):
             would be sent without the token they need, and fail later inside OMS.
         :return: the fields, and for each where it came from (for error messages).
         """
-        body: dict[str, Any] = {}
-        sources: dict[str, str] = {}
         dst_conn_id = destination_conn_id or self.oms_conn_id
         if dst_conn_id == self.oms_conn_id and self.config.iam is not None:
             raise OMSValidationError(
