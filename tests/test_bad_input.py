@@ -35,6 +35,14 @@ def extra(**changes: Any) -> dict[str, Any]:
     return {"extra": changes}
 
 
+def source_with(**extra: Any) -> dict[str, Any]:
+    """Arguments of a Case: a source connection ``src`` with a good AK/SK pair and this extra."""
+    return {
+        "connections": {"src": {"login": "SRC-AK-0001", "password": "SRC-SK-0001", "extra": extra}},
+        "operator": {"source_conn_id": "src"},
+    }
+
+
 CASES = {
     # the OMS task id, a URL path segment
     "empty task id": Case(
@@ -107,17 +115,11 @@ CASES = {
     ),
     "source token too long": Case(
         "security_token (extra 'security_token' of source connection 'src') must be 1 to 16384",
-        connections={
-            "src": {"login": "SRC-AK-0001", "password": "SRC-SK-0001", "extra": {"security_token": "T" * 16385}}
-        },
-        operator={"source_conn_id": "src"},
+        **source_with(security_token="T" * 16385),
     ),
     "source CR/LF in token": Case(
         "security_token (extra 'security_token' of source connection 'src') must be printable ASCII",
-        connections={
-            "src": {"login": "SRC-AK-0001", "password": "SRC-SK-0001", "extra": {"security_token": "T" + CRLF}}
-        },
-        operator={"source_conn_id": "src"},
+        **source_with(security_token="T" + CRLF),
     ),
     "GCS auth file not JSON": Case(
         "extra 'json_auth_file' of connection 'gcs' must be a JSON object",
@@ -131,10 +133,7 @@ CASES = {
     ),
     "CDN key too long": Case(
         "source_cdn_authentication_key (extra 'cdn_authentication_key' of source connection 'src') must be 0 to 255",
-        connections={
-            "src": {"login": "SRC-AK-0001", "password": "SRC-SK-0001", "extra": {"cdn_authentication_key": "K" * 256}}
-        },
-        operator={"source_conn_id": "src"},
+        **source_with(cdn_authentication_key="K" * 256),
     ),
     "destination AK too long": Case(
         "AK (login of destination connection 'dst') must be 1 to 100",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import pickle
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
@@ -213,35 +212,50 @@ def test_security_token_sent_and_signed_only_with_temporary_credentials() -> Non
         assert_verifies(static, credentials)
 
 
+class Scenario(NamedTuple):
+    """A call to build: the method, the path template and its parameters, the query, the body, the credentials."""
+
+    method: str
+    template: str
+    params: dict[str, str]
+    query: dict[str, Any] | None
+    body: Any
+    credentials: Credentials
+
+    def build(self) -> PreparedCall:
+        b = builder(self.credentials)
+        path = b.path(self.template, **self.params)
+        return b.build(self.method, path, query=self.query, json_body=self.body, sdk_date=DATE)
+
+
 SCENARIOS = [
-    pytest.param("POST", "/tasks/{task_id}/start", {"task_id": TASK}, None, START_BODY, STATIC, id="start"),
-    pytest.param("POST", "/tasks/{task_id}/start", {"task_id": TASK}, None, START_BODY, TEMPORARY, id="start-token"),
-    pytest.param("GET", "/tasks", {}, {"limit": 100, "task_name": "é 中/~"}, None, STATIC, id="list-unicode-query"),
-    pytest.param("GET", "/tasks/{task_id}", {"task_id": "a b é~"}, None, None, TEMPORARY, id="show-odd-id"),
-    pytest.param("DELETE", "/tasks/{task_id}", {"task_id": TASK}, None, None, STATIC, id="delete"),
+    pytest.param(Scenario("POST", "/tasks/{task_id}/start", {"task_id": TASK}, None, START_BODY, STATIC), id="start"),
     pytest.param(
-        "PUT",
-        "/tasks/{task_id}/bandwidth-policy",
-        {"task_id": TASK},
-        None,
-        {"bandwidth_policy": [{"start": "00:00", "end": "06:00", "max_bandwidth": 1048576}]},
-        STATIC,
+        Scenario("POST", "/tasks/{task_id}/start", {"task_id": TASK}, None, START_BODY, TEMPORARY), id="start-token"
+    ),
+    pytest.param(
+        Scenario("GET", "/tasks", {}, {"limit": 100, "task_name": "é 中/~"}, None, STATIC), id="list-unicode-query"
+    ),
+    pytest.param(Scenario("GET", "/tasks/{task_id}", {"task_id": "a b é~"}, None, None, TEMPORARY), id="show-odd-id"),
+    pytest.param(Scenario("DELETE", "/tasks/{task_id}", {"task_id": TASK}, None, None, STATIC), id="delete"),
+    pytest.param(
+        Scenario(
+            "PUT",
+            "/tasks/{task_id}/bandwidth-policy",
+            {"task_id": TASK},
+            None,
+            {"bandwidth_policy": [{"start": "00:00", "end": "06:00", "max_bandwidth": 1048576}]},
+            STATIC,
+        ),
         id="bandwidth",
     ),
 ]
 
 
-@pytest.mark.parametrize(("method", "template", "params", "query", "body", "credentials"), SCENARIOS)
-def test_what_is_signed_is_what_is_sent(
-    method: str,
-    template: str,
-    params: dict[str, str],
-    query: dict[str, Any] | None,
-    body: Any,
-    credentials: Credentials,
-) -> None:
-    b = builder(credentials)
-    call = b.build(method, b.path(template, **params), query=query, json_body=body, sdk_date=DATE)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_what_is_signed_is_what_is_sent(scenario: Scenario) -> None:
+    call = scenario.build()
+    credentials = scenario.credentials
     assert_verifies(call, credentials)
     # ... and the check can fail: any change to what is sent breaks the signature.
     tampered = [
@@ -264,30 +278,10 @@ def test_default_sdk_date_is_now() -> None:
     assert_verifies(call, STATIC)
 
 
-@pytest.fixture(scope="module")
-def sdk(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """The official SDK signer, imported with HOME in a temporary directory (it writes ~/.huaweicloud)."""
-    home = tmp_path_factory.mktemp("sdk-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(home))
-        mp.setenv("USERPROFILE", str(home))
-        signer_module = importlib.import_module("huaweicloudsdkcore.signer.signer")
-        request_module = importlib.import_module("huaweicloudsdkcore.sdk_request")
-    return SimpleNamespace(Signer=signer_module.Signer, SdkRequest=request_module.SdkRequest)
-
-
-@pytest.mark.parametrize(("method", "template", "params", "query", "body", "credentials"), SCENARIOS)
-def test_prepared_call_signature_matches_official_sdk(
-    sdk: SimpleNamespace,
-    method: str,
-    template: str,
-    params: dict[str, str],
-    query: dict[str, Any] | None,
-    body: Any,
-    credentials: Credentials,
-) -> None:
-    b = builder(credentials)
-    call = b.build(method, b.path(template, **params), query=query, json_body=body, sdk_date=DATE)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_prepared_call_signature_matches_official_sdk(sdk: SimpleNamespace, scenario: Scenario) -> None:
+    call = scenario.build()
+    credentials = scenario.credentials
     parts = urlsplit(call.url)
     request = sdk.SdkRequest(
         method=call.method,
@@ -358,12 +352,26 @@ def test_endpoint_with_userinfo_is_refused_without_repeating_it() -> None:
 OPERATION = f"start task {TASK}"
 CALL = PreparedCall("POST", f"{ENDPOINT}/v2/{PROJECT}/tasks/{TASK}/start", {}, b"{}", operation=OPERATION)
 REQUEST_ID = "req-0a1b2c3d4e5f"
+WITH_REQUEST_ID = {"X-Request-Id": REQUEST_ID}
+
+
+def api_error(status: int, content: bytes, headers: dict[str, str]) -> OMSApiError:
+    """What parse_response raises for an answer to CALL."""
+    with pytest.raises(OMSApiError) as info:
+        parse_response(CALL, status, headers, content)
+    return info.value
+
+
+def assert_mentions(err: OMSApiError, *parts: str) -> None:
+    """The error's message names each part."""
+    for part in parts:
+        assert part in str(err), part
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204])
 @pytest.mark.parametrize("content", [b"", b"  \r\n"])
 def test_2xx_empty_is_none(status: int, content: bytes) -> None:
-    assert parse_response(CALL, status, {"X-Request-Id": REQUEST_ID}, content) is None
+    assert parse_response(CALL, status, WITH_REQUEST_ID, content) is None
 
 
 @pytest.mark.parametrize(
@@ -382,14 +390,10 @@ def test_2xx_json(content: bytes, expected: Any) -> None:
 
 @pytest.mark.parametrize("content", [b"<html>OK</html>", b"not json", b'{"truncated": ', b"\xff\xfe"])
 def test_2xx_non_json_is_an_error(content: bytes) -> None:
-    with pytest.raises(OMSApiError) as info:
-        parse_response(CALL, 200, {"X-Request-Id": REQUEST_ID}, content)
-    err = info.value
+    err = api_error(200, content, WITH_REQUEST_ID)
     assert err.http_status == 200
     assert err.request_id == REQUEST_ID
-    assert OPERATION in str(err)
-    assert "200" in str(err)
-    assert REQUEST_ID in str(err)
+    assert_mentions(err, OPERATION, "200", REQUEST_ID)
 
 
 def _json(data: Any) -> bytes:
@@ -471,13 +475,9 @@ ERROR_CASES = [
 
 @pytest.mark.parametrize(("status", "content", "code", "message"), ERROR_CASES)
 def test_error_body_shapes(status: int, content: bytes, code: str, message: str) -> None:
-    with pytest.raises(OMSApiError) as info:
-        parse_response(CALL, status, {"X-Request-Id": REQUEST_ID}, content)
-    err = info.value
+    err = api_error(status, content, WITH_REQUEST_ID)
     assert (err.http_status, err.error_code, err.error_msg, err.request_id) == (status, code, message, REQUEST_ID)
-    text = str(err)
-    for part in (OPERATION, f"HTTP {status}", code, message, REQUEST_ID):
-        assert part in text, part
+    assert_mentions(err, OPERATION, f"HTTP {status}", code, message, REQUEST_ID)
 
 
 @pytest.mark.parametrize(
@@ -490,81 +490,57 @@ def test_error_body_shapes(status: int, content: bytes, code: str, message: str)
     ],
 )
 def test_error_with_a_body_that_is_not_a_json_object(status: int, content: bytes, in_error_msg: str) -> None:
-    with pytest.raises(OMSApiError) as info:
-        parse_response(CALL, status, {"X-Request-Id": REQUEST_ID}, content)
-    err = info.value
+    err = api_error(status, content, WITH_REQUEST_ID)
     assert err.http_status == status
     assert err.error_code is None
     assert err.error_msg is not None
     assert in_error_msg in err.error_msg
     assert err.request_id == REQUEST_ID
-    for part in (OPERATION, f"HTTP {status}", in_error_msg, REQUEST_ID):
-        assert part in str(err), part
+    assert_mentions(err, OPERATION, f"HTTP {status}", in_error_msg, REQUEST_ID)
 
 
 def test_long_html_error_body_is_cut() -> None:
     content = b"<html>" + b"x" * 10_000 + b"</html>"
-    with pytest.raises(OMSApiError) as info:
-        parse_response(CALL, 502, {}, content)
-    assert info.value.error_msg is not None
-    assert len(info.value.error_msg) < 300
-    assert len(str(info.value)) < 500
+    err = api_error(502, content, {})
+    assert err.error_msg is not None
+    assert len(err.error_msg) < 300
+    assert len(str(err)) < 500
 
 
 @pytest.mark.parametrize("content", [b"", b"   ", b"{}"])
 def test_error_with_an_empty_body(content: bytes) -> None:
-    with pytest.raises(OMSApiError) as info:
-        parse_response(CALL, 500, {"X-Request-Id": REQUEST_ID}, content)
-    err = info.value
+    err = api_error(500, content, WITH_REQUEST_ID)
     assert (err.http_status, err.error_code, err.error_msg, err.request_id) == (500, None, None, REQUEST_ID)
-    assert OPERATION in str(err)
-    assert "HTTP 500" in str(err)
-    assert REQUEST_ID in str(err)
+    assert_mentions(err, OPERATION, "HTTP 500", REQUEST_ID)
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
 def test_redirect_is_an_error(status: int) -> None:
-    headers = {"X-Request-Id": REQUEST_ID, "Location": "https://elsewhere.example/"}
-    with pytest.raises(OMSApiError) as info:
-        parse_response(CALL, status, headers, b"")
-    err = info.value
+    err = api_error(status, b"", {**WITH_REQUEST_ID, "Location": "https://elsewhere.example/"})
     assert err.http_status == status
     assert err.request_id == REQUEST_ID
-    assert OPERATION in str(err)
-    assert f"HTTP {status}" in str(err)
-    assert "redirect" in str(err)
-    assert REQUEST_ID in str(err)
+    assert_mentions(err, OPERATION, f"HTTP {status}", "redirect", REQUEST_ID)
 
 
 def test_request_id_header_lower_case_and_absent() -> None:
-    with pytest.raises(OMSApiError) as info:
-        parse_response(CALL, 400, {"x-request-id": REQUEST_ID}, b"{}")
-    assert info.value.request_id == REQUEST_ID
-    with pytest.raises(OMSApiError) as info:
-        parse_response(CALL, 400, {}, _json({"error_code": "OMS.0064", "error_msg": "bad"}))
-    assert info.value.request_id is None
-    assert "request id" not in str(info.value)
+    assert api_error(400, b"{}", {"x-request-id": REQUEST_ID}).request_id == REQUEST_ID
+    without = api_error(400, _json({"error_code": "OMS.0064", "error_msg": "bad"}), {})
+    assert without.request_id is None
+    assert "request id" not in str(without)
 
 
 @pytest.mark.parametrize(("code", "hint"), [("APIGW.0301", "AK/SK"), ("OMS.1009", "task id"), ("APIGW.0308", "retry")])
 def test_known_error_codes_come_with_a_hint(code: str, hint: str) -> None:
-    with pytest.raises(OMSApiError) as info:
-        parse_response(CALL, 400, {}, _json({"error_code": code, "error_msg": "m"}))
-    assert "Hint:" in str(info.value)
-    assert hint in str(info.value)
+    assert_mentions(api_error(400, _json({"error_code": code, "error_msg": "m"}), {}), "Hint:", hint)
 
 
 def test_unknown_error_code_has_no_hint() -> None:
-    with pytest.raises(OMSApiError) as info:
-        parse_response(CALL, 400, {}, _json({"error_code": "OMS.0065", "error_msg": "m"}))
-    assert "Hint" not in str(info.value)
+    assert "Hint" not in str(api_error(400, _json({"error_code": "OMS.0065", "error_msg": "m"}), {}))
 
 
 @pytest.mark.parametrize(("status", "content", "code", "message"), ERROR_CASES[:2])
 def test_api_error_survives_pickling(status: int, content: bytes, code: str, message: str) -> None:
-    with pytest.raises(OMSApiError) as info:
-        parse_response(CALL, status, {"X-Request-Id": REQUEST_ID}, content)
-    original = info.value
+    original = api_error(status, content, WITH_REQUEST_ID)
     copy = pickle.loads(pickle.dumps(original))  # noqa: S301 (our own object)
     assert type(copy) is OMSApiError
     assert str(copy) == str(original)

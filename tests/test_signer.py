@@ -11,13 +11,12 @@ Tests of the SDK-HMAC-SHA256 signer.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import random
 import re
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import pytest
@@ -25,20 +24,9 @@ import pytest
 from airflow_provider_oms import signer
 
 # --------------------------------------------------------------------------------------------------------------
-# The official SDK, imported with HOME pointing at a temporary directory: importing its signer writes
-# ~/.huaweicloud/application_id.
+# The official SDK (the `sdk` fixture of tests/conftest.py imports it with HOME pointing at a temporary
+# directory: importing its signer writes ~/.huaweicloud/application_id).
 # --------------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sdk(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    home = tmp_path_factory.mktemp("sdk-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(home))
-        mp.setenv("USERPROFILE", str(home))
-        signer_module = importlib.import_module("huaweicloudsdkcore.signer.signer")
-        request_module = importlib.import_module("huaweicloudsdkcore.sdk_request")
-    return SimpleNamespace(Signer=signer_module.Signer, SdkRequest=request_module.SdkRequest)
 
 
 def sdk_sign(
@@ -107,8 +95,25 @@ def vector_headers(content_type: str, token: str | None = None) -> dict[str, str
     return headers
 
 
+class Vector(NamedTuple):
+    """A test vector: what is signed, and the signed header names, the canonical request's hash, the signature."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    signed: str
+    canonical_sha256: str
+    expected_signature: str
+
+
+def vector_param(*fields: Any, id: str) -> Any:
+    return pytest.param(Vector(*fields), id=id)
+
+
 VECTORS = [
-    pytest.param(
+    vector_param(
         "POST",
         f"/v2/{PROJECT}/tasks/{TASK}/start",
         "",
@@ -119,7 +124,7 @@ VECTORS = [
         "95efb80b359bd89ef859a20058f32d50ce38ce5b658405608f99457caf207b3e",
         id="A-start-task",
     ),
-    pytest.param(
+    vector_param(
         "GET",
         f"/v2/{PROJECT}/tasks",
         CANONICAL_QUERY_C,
@@ -130,7 +135,7 @@ VECTORS = [
         "8e9945f3a2f94518edc5da40ba597b5f6ac674b9a447c5b3a3dfce4de309f3c4",
         id="C-list-tasks",
     ),
-    pytest.param(
+    vector_param(
         "POST",
         f"/v2/{PROJECT}/tasks/{TASK}/start",
         "",
@@ -142,74 +147,51 @@ VECTORS = [
         id="D-start-task-security-token",
     ),
 ]
-VECTOR_ARGS = "method,path,query,headers,body,signed,canonical_sha256,expected_signature"
 
 
-@pytest.mark.parametrize(VECTOR_ARGS, VECTORS)
-def test_vector_canonical_request_hash(
-    method: str,
-    path: str,
-    query: str,
-    headers: dict[str, str],
-    body: bytes,
-    signed: str,
-    canonical_sha256: str,
-    expected_signature: str,
-) -> None:
-    names = signer.signed_header_names(headers)
-    assert ";".join(names) == signed
-    canonical = signer.canonical_request(method, path, query, headers, names, body)
-    assert hashlib.sha256(canonical.encode("utf-8")).hexdigest() == canonical_sha256
-    assert signer.string_to_sign(canonical, DATE) == f"SDK-HMAC-SHA256\n{DATE}\n{canonical_sha256}"
-    assert signer.signature(SK, signer.string_to_sign(canonical, DATE)) == expected_signature
+@pytest.mark.parametrize("vector", VECTORS)
+def test_vector_canonical_request_hash(vector: Vector) -> None:
+    names = signer.signed_header_names(vector.headers)
+    assert ";".join(names) == vector.signed
+    canonical = signer.canonical_request(vector.method, vector.path, vector.query, vector.headers, names, vector.body)
+    assert hashlib.sha256(canonical.encode("utf-8")).hexdigest() == vector.canonical_sha256
+    assert signer.string_to_sign(canonical, DATE) == f"SDK-HMAC-SHA256\n{DATE}\n{vector.canonical_sha256}"
+    assert signer.signature(SK, signer.string_to_sign(canonical, DATE)) == vector.expected_signature
 
 
-@pytest.mark.parametrize(VECTOR_ARGS, VECTORS)
-def test_vector_authorization_header(
-    method: str,
-    path: str,
-    query: str,
-    headers: dict[str, str],
-    body: bytes,
-    signed: str,
-    canonical_sha256: str,
-    expected_signature: str,
-) -> None:
+@pytest.mark.parametrize("vector", VECTORS)
+def test_vector_authorization_header(vector: Vector) -> None:
     result = signer.sign(
-        method=method, path=path, query=query, headers=headers, body=body, access_key=AK, secret_key=SK
-    )
-    assert result["Authorization"] == (
-        f"SDK-HMAC-SHA256 Access={AK}, SignedHeaders={signed}, Signature={expected_signature}"
-    )
-    assert {k: v for k, v in result.items() if k != "Authorization"} == headers
-
-
-@pytest.mark.parametrize(VECTOR_ARGS, VECTORS)
-def test_vector_agrees_with_official_sdk(
-    sdk: SimpleNamespace,
-    method: str,
-    path: str,
-    query: str,
-    headers: dict[str, str],
-    body: bytes,
-    signed: str,
-    canonical_sha256: str,
-    expected_signature: str,
-) -> None:
-    """The harness itself: the SDK reproduces the documented vectors from the same inputs."""
-    authorization, uri = sdk_sign(
-        sdk,
-        method=method,
-        host=HOST,
-        path=path,
-        query=QUERY_C if query else [],
-        headers=headers,
-        body=body,
+        method=vector.method,
+        path=vector.path,
+        query=vector.query,
+        headers=vector.headers,
+        body=vector.body,
         access_key=AK,
         secret_key=SK,
     )
-    assert authorization.endswith(f"SignedHeaders={signed}, Signature={expected_signature}")
-    assert uri == path + (f"?{query}" if query else "")
+    assert result["Authorization"] == (
+        f"SDK-HMAC-SHA256 Access={AK}, SignedHeaders={vector.signed}, Signature={vector.expected_signature}"
+    )
+    assert {k: v for k, v in result.items() if k != "Authorization"} == vector.headers
+
+
+@pytest.mark.parametrize("vector", VECTORS)
+def test_vector_agrees_with_official_sdk(sdk: SimpleNamespace, vector: Vector) -> None:
+    """The harness itself: the SDK reproduces the documented vectors from the same inputs."""
+    authorization, uri = sdk_sign(
+        sdk,
+        method=vector.method,
+        host=HOST,
+        path=vector.path,
+        query=QUERY_C if vector.query else [],
+        headers=vector.headers,
+        body=vector.body,
+        access_key=AK,
+        secret_key=SK,
+    )
+    assert authorization.endswith(f"SignedHeaders={vector.signed}, Signature={vector.expected_signature}")
+    assert uri == vector.path + (f"?{vector.query}" if vector.query else "")
 
 
 def test_vector_a_body_hash() -> None:
@@ -628,6 +610,19 @@ def test_format_sdk_date_defaults_to_now() -> None:
     after = datetime.now(timezone.utc)
     assert re.fullmatch(r"\d{8}T\d{6}Z", value)
     assert before <= signer.parse_sdk_date(value) <= after
+
+
+def test_format_sdk_date_now_follows_the_clock_second_by_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Format "now" once per second and reuse it within that second; the next second gives the next date."""
+    clock = [datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp() + 0.25]
+    monkeypatch.setattr(signer.time, "time", lambda: clock[0])
+    assert signer.format_sdk_date() == DATE
+    clock[0] += 0.7  # same second
+    assert signer.format_sdk_date() == DATE
+    clock[0] += 0.1  # 00:00:01.05
+    assert signer.format_sdk_date() == "20240101T000001Z"
+    clock[0] += 3600
+    assert signer.format_sdk_date() == "20240101T010001Z"
 
 
 @pytest.mark.parametrize("value", ["", "2024-01-01T00:00:00Z", "20240101T000000", "20241301T000000Z", "now"])

@@ -10,6 +10,11 @@ server reads task and trigger logs from the local files under AIRFLOW_HOME/logs)
 Each of the four processes starts a session of its own, which holds every process it starts (LocalExecutor
 workers, task supervisors and runners, the triggerer's trigger runner): :meth:`AirflowDeployment.stop` stops
 each main process, then ends whatever is left in its session.
+
+What every deployment of the tests shares (this one and the distributed one of tests/distributed/cluster.py)
+lives here too: the processes' sessions read from /proc, :class:`LoopbackAirflow` (AIRFLOW_HOME, the environment,
+the REST API on 127.0.0.1, waiting while checking that the processes run), and the fixtures' building blocks of
+tests/deployment and tests/ui (:func:`slow_emulator`, :func:`running_deployment`).
 """
 
 from __future__ import annotations
@@ -18,17 +23,20 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
+from airflow_provider_oms.testing import OMSEmulator
 from airflow_provider_oms.testing.airflow_runner import AirflowTestEnvironment
 
 T = TypeVar("T")
@@ -40,6 +48,14 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "triggerer": ("triggerer", "--skip-serve-logs"),
 }
 ADMIN = "admin"
+#: The parts of ``GET /api/v2/monitor/health`` that must all say healthy.
+HEALTH_PARTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+#: The settings of tests/deployment and tests/ui: every operator deferrable by default (``[operators]
+#: default_deferrable``, which the example DAG's operator follows), the [core] Test button on.
+DEFERRABLE_WITH_TEST_BUTTON = {
+    "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
+    "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+}
 
 
 class DeploymentError(AssertionError):
@@ -60,14 +76,11 @@ def port_is_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def session_members(sid: int) -> list[int]:
+def live_processes() -> Iterator[tuple[int, list[str]]]:
     """
-    The live (not zombie) processes of a session, read from /proc.
-
-    A session rather than a process group: Airflow's task supervisor puts each task runner into a process
-    group of its own (``setpgid``), which stays in the session.
+    The pid of every live (not zombie) process, with the fields of its /proc/PID/stat after the command name
+    (``state ppid pgrp session ...``).
     """
-    members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
@@ -75,12 +88,22 @@ def session_members(sid: int) -> list[int]:
             continue
         # "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses, so split after the last ")".
         fields = text[text.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            members.append(int(stat.parent.name))
-    return members
+        if fields[0] != "Z":
+            yield int(stat.parent.name), fields
 
 
-def _command_line(pid: int) -> str:
+def session_members(sid: int) -> list[int]:
+    """
+    The live (not zombie) processes of a session, read from /proc.
+
+    A session rather than a process group: Airflow's task supervisor puts each task runner into a process
+    group of its own (``setpgid``), which stays in the session.
+    """
+    return [pid for pid, fields in live_processes() if int(fields[3]) == sid]
+
+
+def command_line(pid: int) -> str:
+    """The pid and command line of a process, for messages."""
     try:
         return f"{pid} " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
@@ -127,7 +150,146 @@ def listening_sockets(pids: list[int]) -> set[tuple[str, int]]:
     return found
 
 
-class AirflowDeployment:
+def spawn(argv: list[str], *, env: Mapping[str, str], cwd: Path, output: Path) -> subprocess.Popen[bytes]:
+    """Start a process in a session of its own (which holds every process it starts), its output into a file."""
+    with open(output, "wb") as out:
+        return subprocess.Popen(
+            argv,
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own session and process group: stopped and killed as a whole
+        )
+
+
+def reap(processes: Iterable[subprocess.Popen[bytes]], deadline: float) -> None:
+    """Reap the session leaders and wait until every one's session is empty, or the deadline."""
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        while session_members(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def output_tails(outputs: Mapping[str, str], lines: int) -> str:
+    """The last lines of each process's output (without the API access log) under its label, for messages."""
+    parts = []
+    for label, text in outputs.items():
+        # The API server's access log (one line per request, the test's polls included) would hide the rest.
+        kept = [line for line in text.splitlines() if "[http.access]" not in line]
+        parts.append(f"\n----- {label} (last {lines} lines) -----\n" + "\n".join(kept[-lines:]))
+    return "".join(parts)
+
+
+class LoopbackAirflow:
+    """
+    What every Airflow deployment of the tests has: an AIRFLOW_HOME, the environment of its processes, and the
+    API server on 127.0.0.1 and a free port, which nothing else of the deployment listens beside.
+
+    Subclasses start the processes, log in (set :attr:`token`), and say whether their processes still run
+    (:meth:`check_running`) and what they wrote (:meth:`tails`).
+
+    :param home: the AIRFLOW_HOME (the processes' output goes to its ``process-output`` folder).
+    :param dags_folder: the DAGS_FOLDER.
+    :param connections: connection id -> connection dict, passed as ``AIRFLOW_CONN_<ID>`` variables.
+    :param jwt_issuer: the "iss" of the deployment's tokens.
+    """
+
+    def __init__(
+        self, home: Path, dags_folder: Path, connections: Mapping[str, Mapping[str, Any]], *, jwt_issuer: str
+    ) -> None:
+        self.home = home
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.output_dir = home / "process-output"
+        # The environment of ``airflow dags test`` in the other end-to-end tests, plus a deployment's settings.
+        self.env = AirflowTestEnvironment(home, dags_folder, connections).env
+        self.env.update(
+            {
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                # Every process must sign and check the task and API tokens with the same keys.
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+                # Airflow 3.1 up to 3.1.6 put an empty list as "iss" into their tokens unless an issuer is set, which
+                # recent PyJWT (2.15) refuses to encode (POST /auth/token answers 500). Harmless on every version.
+                "AIRFLOW__API_AUTH__JWT_ISSUER": jwt_issuer,
+                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(64),
+                # Not listening anywhere but the API port: no scheduler health check server; the log servers are
+                # skipped, their ports moved off the fixed 8793/8794 all the same.
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        self.token: str | None = None
+        self._client = httpx.Client(base_url=self.base_url, trust_env=False, timeout=30)
+
+    def check_running(self) -> None:
+        """Fail if a process that should run has exited."""
+        raise NotImplementedError
+
+    def tails(self, lines: int = 40) -> str:
+        """The last lines of every process's output, for failure messages."""
+        raise NotImplementedError
+
+    def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run one ``airflow`` command in this deployment; return it finished (output captured)."""
+        return subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def migrate(self, timeout: float) -> None:
+        """Create the metadata database (``airflow db migrate``)."""
+        migrated = self.airflow("db", "migrate", timeout=timeout)
+        if migrated.returncode != 0:
+            raise DeploymentError(f"airflow db migrate failed:\n{migrated.stdout[-3000:]}\n{migrated.stderr[-3000:]}")
+
+    def api_healthy(self) -> bool:
+        """Whether the API server answers that the database, scheduler, triggerer and dag-processor are healthy."""
+        try:
+            health = self._client.get("/api/v2/monitor/health").json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return all((health.get(part) or {}).get("status") == "healthy" for part in HEALTH_PARTS)
+
+    def wait_for(self, what: str, condition: Callable[[], T | None], timeout: float, interval: float = 1) -> T:
+        """Poll ``condition`` until it returns something truthy and return it; fail after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_running()
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise DeploymentError(f"timed out after {timeout:.0f} s waiting for {what}{self.tails()}")
+            time.sleep(interval)
+
+    def request(self, method: str, path: str, *, expect: int = 200, **kwargs: Any) -> Any:
+        """Call the REST API with the token; fail unless the status is ``expect``; return the JSON answer."""
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        answer = self._client.request(method, path, headers=headers, **kwargs)
+        if answer.status_code != expect:
+            raise DeploymentError(f"{method} {path}: {answer.status_code} {answer.text[:2000]}{self.tails()}")
+        return answer.json()
+
+
+class AirflowDeployment(LoopbackAirflow):
     """
     Airflow's own processes on 127.0.0.1, with connections from ``AIRFLOW_CONN_*`` variables.
 
@@ -144,47 +306,20 @@ class AirflowDeployment:
         connections: Mapping[str, Mapping[str, Any]],
         config: Mapping[str, str] | None = None,
     ) -> None:
-        self.home = home
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.output_dir = home / "process-output"
-        # The environment of ``airflow dags test`` in the other end-to-end tests, plus a deployment's settings.
-        self.env = AirflowTestEnvironment(home, dags_folder, connections).env
+        super().__init__(home, dags_folder, connections, jwt_issuer="airflow-provider-oms-tests")
         self.env.update(
             {
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                "AIRFLOW__CORE__AUTH_MANAGER": (
-                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-                ),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API__PORT": str(self.port),
-                "AIRFLOW__API__BASE_URL": self.base_url,
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-                # Every process must sign and check the task and API tokens with the same keys.
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-                # Airflow 3.1 up to 3.1.6 put an empty list as "iss" into their tokens unless an issuer is set, which
-                # recent PyJWT (2.15) refuses to encode (POST /auth/token answers 500). Harmless on every version.
-                "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow-provider-oms-tests",
-                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(64),
-                # Not listening anywhere but the API port: no log servers (skipped too), no health check server.
-                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-                "PYTHONUNBUFFERED": "1",
                 **(config or {}),
             }
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.token: str | None = None
         #: The components whose session was not empty after the grace time (with what was left), and how long
         #: stop() took.
         self.killed: dict[str, list[str]] = {}
         self.stop_seconds: float | None = None
-        self._client = httpx.Client(base_url=self.base_url, trust_env=False, timeout=30)
 
     # -- processes --------------------------------------------------------------------------------
 
@@ -192,40 +327,16 @@ class AirflowDeployment:
         """Create the database, start the four components, wait until all report healthy, and log in."""
         deadline = time.monotonic() + timeout
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        migrated = subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
-            env=self.env,
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if migrated.returncode != 0:
-            raise DeploymentError(f"airflow db migrate failed:\n{migrated.stdout[-3000:]}\n{migrated.stderr[-3000:]}")
+        self.migrate(timeout)
         for name, args in COMPONENTS.items():
-            with open(self.output_dir / f"{name}.log", "wb") as out:
-                self.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", "airflow", *args],
-                    env=self.env,
-                    cwd=self.home,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # its own session, children included: stop() ends the session
-                )
-        self.wait_for("every component to report healthy", self._healthy, deadline - time.monotonic())
+            self.processes[name] = spawn(
+                [sys.executable, "-m", "airflow", *args],
+                env=self.env,
+                cwd=self.home,
+                output=self.output_dir / f"{name}.log",
+            )
+        self.wait_for("every component to report healthy", self.api_healthy, deadline - time.monotonic())
         self.login()
-
-    def _healthy(self) -> bool:
-        try:
-            health = self._client.get("/api/v2/monitor/health").json()
-        except (httpx.HTTPError, ValueError):
-            return False
-        return all(
-            (health.get(part) or {}).get("status") == "healthy"
-            for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
-        )
 
     def check_running(self) -> None:
         """Fail if a component has exited."""
@@ -245,27 +356,19 @@ class AirflowDeployment:
         for process in self.processes.values():
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
-        self._wait_for_sessions(started + grace)
+        reap(self.processes.values(), started + grace)
         for name, process in self.processes.items():
             left = session_members(process.pid)
             if process.poll() is None or left:
-                self.killed[name] = [_command_line(pid) for pid in left]
+                self.killed[name] = [command_line(pid) for pid in left]
                 signal_session(process.pid, signal.SIGTERM)
         if self.killed:
-            self._wait_for_sessions(time.monotonic() + 5)
+            reap(self.processes.values(), time.monotonic() + 5)
             for process in self.processes.values():
                 signal_session(process.pid, signal.SIGKILL)
-            self._wait_for_sessions(time.monotonic() + 10)
+            reap(self.processes.values(), time.monotonic() + 10)
         self._client.close()
         self.stop_seconds = time.monotonic() - started
-
-    def _wait_for_sessions(self, deadline: float) -> None:
-        """Reap the main processes and wait until every session is empty, or the deadline."""
-        for process in self.processes.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            while session_members(process.pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
 
     def leftovers(self) -> dict[str, list[int]]:
         """The processes still alive in each component's session (empty after a clean stop)."""
@@ -284,25 +387,7 @@ class AirflowDeployment:
 
     def tails(self, lines: int = 40) -> str:
         """The last lines of every component's output (without the API access log), for assertion messages."""
-        parts = []
-        for name in COMPONENTS:
-            # The API server's access log (one line per request, the test's polls included) would hide the rest.
-            kept = [line for line in self.output(name).splitlines() if "[http.access]" not in line]
-            tail = "\n".join(kept[-lines:])
-            parts.append(f"\n----- airflow {name} (last {lines} lines) -----\n{tail}")
-        return "".join(parts)
-
-    def wait_for(self, what: str, condition: Callable[[], T | None], timeout: float, interval: float = 1) -> T:
-        """Poll ``condition`` until it returns something truthy and return it; fail after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.check_running()
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise DeploymentError(f"timed out after {timeout:.0f} s waiting for {what}{self.tails()}")
-            time.sleep(interval)
+        return output_tails({f"airflow {name}": self.output(name) for name in COMPONENTS}, lines)
 
     # -- REST API ---------------------------------------------------------------------------------
 
@@ -317,14 +402,6 @@ class AirflowDeployment:
         assert answer.status_code == 201, f"POST /auth/token: {answer.status_code} {answer.text}"
         self.token = answer.json()["access_token"]
 
-    def request(self, method: str, path: str, *, expect: int = 200, **kwargs: Any) -> Any:
-        """Call the API as the admin user; fail unless the status is ``expect``; return the JSON answer."""
-        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        answer = self._client.request(method, path, headers=headers, **kwargs)
-        if answer.status_code != expect:
-            raise DeploymentError(f"{method} {path}: {answer.status_code} {answer.text[:2000]}{self.tails()}")
-        return answer.json()
-
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
 
@@ -336,3 +413,58 @@ class AirflowDeployment:
         if answer.status_code != 200:
             raise DeploymentError(f"GET {path}: {answer.status_code} {answer.text[:2000]}{self.tails()}")
         return answer.json()
+
+
+# -- the fixtures' building blocks (tests/deployment, tests/ui) ---------------------------------------------------
+
+
+@contextlib.contextmanager
+def slow_emulator(buckets: Path, *, access_key: str, secret_key: str, conn_id: str) -> Iterator[OMSEmulator]:
+    """
+    The OMS emulator for a deployment, in this process, with a test's own credentials; ``conn_id`` in this
+    process's environment points at it, for the provider's hook here.
+
+    Slow enough (1 s before a task starts, 2 s an object) that a run waits through several polls, long enough to
+    be seen deferred, and that the trigger fires well after the worker reported the deferral: Airflow 3.3.2's
+    scheduler fails a task whose trigger fires before the executor's report of the deferring try arrives (up to
+    ``[workers] min_heartbeat_interval``, 5 s, late), see apache/airflow#66374, #67287, #72716.
+    """
+    with (
+        OMSEmulator(
+            buckets, access_key=access_key, secret_key=secret_key, task_start_delay=1.0, object_delay=2.0
+        ) as emu,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", emu.airflow_connection_uri_env())
+        yield emu
+
+
+@contextlib.contextmanager
+def running_deployment(
+    home: Path,
+    dag_files: Iterable[Path],
+    connections: Mapping[str, Mapping[str, Any]],
+    *,
+    say: Callable[[str], None] = print,
+) -> Iterator[AirflowDeployment]:
+    """
+    An :class:`AirflowDeployment` in ``home`` with copies of ``dag_files``, set up
+    :data:`DEFERRABLE_WITH_TEST_BUTTON`, started; at the end stopped, and checked to leave no process running and
+    nothing listening on its port. ``say`` reports how long it took to start and to stop.
+    """
+    dags = home / "dags"
+    dags.mkdir()
+    for dag_file in dag_files:
+        shutil.copy(dag_file, dags)
+    deployment = AirflowDeployment(home, dags, connections, config=DEFERRABLE_WITH_TEST_BUTTON)
+    started = time.monotonic()
+    try:
+        deployment.start(timeout=120)
+        say(f"Airflow up on {deployment.base_url} after {time.monotonic() - started:.0f} s")
+        yield deployment
+    finally:
+        deployment.stop()
+        say(f"Airflow stopped in {deployment.stop_seconds:.1f} s; killed after the grace time: {deployment.killed}")
+        left = deployment.leftovers()
+        assert not left, f"processes left running: {left}"
+        assert not port_is_open(deployment.port), f"something still listens on 127.0.0.1:{deployment.port}"

@@ -9,7 +9,6 @@ everywhere the deployment writes. Nothing is mocked.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,12 @@ import pytest
 from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.testing import OMSEmulator
-from tests.deployment.airflow_deployment import AirflowDeployment, DeploymentError, port_is_open
+from tests.deployment.airflow_deployment import (
+    AirflowDeployment,
+    DeploymentError,
+    running_deployment,
+    slow_emulator,
+)
 from tests.helpers import create_sample_task
 
 pytestmark = pytest.mark.e2e
@@ -44,51 +48,17 @@ RUN_TIMEOUT = 150
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory) -> Iterator[OMSEmulator]:
-    """
-    The emulator, slow enough (about 20 s a task) that the waits take several polls, and that the trigger
-    fires well after the worker reported the deferral: Airflow 3.3.2's scheduler fails a task whose trigger
-    fires before the executor's report of the deferring try arrives (up to ``[workers] min_heartbeat_interval``,
-    5 s, late), see apache/airflow#66374, #67287, #72716.
-    """
-    with (
-        OMSEmulator(
-            tmp_path_factory.mktemp("buckets"), access_key=AK, secret_key=SK, task_start_delay=1.0, object_delay=2.0
-        ) as emu,
-        pytest.MonkeyPatch.context() as patch,
-    ):
-        # This process creates the OMS tasks with the provider's hook, through the same connection.
-        patch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", emu.airflow_connection_uri_env())
+    """The emulator, slow enough (about 20 s a task) that the waits take several polls (see slow_emulator)."""
+    with slow_emulator(tmp_path_factory.mktemp("buckets"), access_key=AK, secret_key=SK, conn_id=CONN_ID) as emu:
         yield emu
 
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory, emulator) -> Iterator[AirflowDeployment]:
-    """
-    The deployment: the example DAG and the test DAGs, every operator deferrable by default
-    (``[operators] default_deferrable``, which the example DAG's operator follows), the [core] Test button on.
-    """
-    home = tmp_path_factory.mktemp("airflow-home")
-    dags = home / "dags"
-    dags.mkdir()
-    for dag_file in DAG_FILES:
-        shutil.copy(dag_file, dags)
-    deployment = AirflowDeployment(
-        home,
-        dags,
-        {CONN_ID: emulator.airflow_connection()},
-        config={"AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True", "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"},
-    )
-    started = time.monotonic()
-    try:
-        deployment.start(timeout=120)
-        print(f"Airflow up on {deployment.base_url} after {time.monotonic() - started:.0f} s")
+    """The deployment: the example DAG and the test DAGs, operators deferrable by default, the Test button on."""
+    connections = {CONN_ID: emulator.airflow_connection()}
+    with running_deployment(tmp_path_factory.mktemp("airflow-home"), DAG_FILES, connections) as deployment:
         yield deployment
-    finally:
-        deployment.stop()
-        print(f"Airflow stopped in {deployment.stop_seconds:.1f} s; killed after the grace time: {deployment.killed}")
-        left = deployment.leftovers()
-        assert not left, f"processes left running: {left}"
-        assert not port_is_open(deployment.port), f"something still listens on 127.0.0.1:{deployment.port}"
 
 
 def test_api_serves_the_connection_type_with_its_fields(airflow):

@@ -32,14 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
-
 from tests.deployment.airflow_deployment import (
-    _command_line,
+    DeploymentError,
+    LoopbackAirflow,
+    command_line,
     free_port,
     listening_sockets,
+    live_processes,
+    output_tails,
     port_is_open,
+    reap,
     session_members,
+    spawn,
 )
 from tests.distributed.hostname import COMPONENT_VARIABLE
 
@@ -80,10 +84,6 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
 }
 WORKERS = ("worker1", "worker2")
 TRIGGERERS = ("triggerer1", "triggerer2")
-
-
-class DeploymentError(AssertionError):
-    """The deployment did not do what it should in time; the message ends with the processes' output."""
 
 
 def site_packages_path(package: str) -> Path:
@@ -154,16 +154,7 @@ class Component:
 
 def _parents() -> dict[int, int]:
     """pid -> parent pid of every live (not zombie) process, from /proc."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # the process just ended
-            continue
-        fields = text[text.rindex(")") + 2 :].split()  # comm may hold spaces and parentheses
-        if fields[0] != "Z":
-            parents[int(stat.parent.name)] = int(fields[1])
-    return parents
+    return {pid: int(fields[1]) for pid, fields in live_processes()}
 
 
 def descendants(pid: int) -> set[int]:
@@ -193,11 +184,11 @@ def processes_marked(marker: str) -> list[str]:
             continue
         with contextlib.suppress(OSError):
             if needle in Path(f"/proc/{pid}/environ").read_bytes() + b"\0":
-                found.append(_command_line(pid))
+                found.append(command_line(pid))
     return found
 
 
-class DistributedDeployment:
+class DistributedDeployment(LoopbackAirflow):
     """
     PostgreSQL, Redis and Airflow with the CeleryExecutor on 127.0.0.1, in a fresh folder under /tmp.
 
@@ -215,68 +206,41 @@ class DistributedDeployment:
         # Not under the checkout, and traversable by every user: PostgreSQL's user must reach its binaries.
         self.base = Path(tempfile.mkdtemp(prefix="oms-distributed-"))
         self.base.chmod(0o755)
-        self.home = self.base / "airflow-home"
         self.dags = self.base / "dags"
-        self.output_dir = self.home / "process-output"
+        super().__init__(self.base / "airflow-home", self.dags, {}, jwt_issuer="airflow-provider-oms-distributed")
         for folder in (self.home, self.dags, self.output_dir):
             folder.mkdir(parents=True)
         for dag_file in dag_files:
             shutil.copy(dag_file, self.dags)
         self.pg_port = free_port()
         self.redis_port = free_port()
-        self.api_port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.api_port}"
         self.db_password = secrets.token_hex(16)
         #: In the environment of every process the deployment starts, to find them all at the end.
         self.marker = f"OMS_DIST_DEPLOYMENT={self.base}"
         self.db_url = f"postgresql+psycopg2://{DB_USER}:{self.db_password}@127.0.0.1:{self.pg_port}/{DB_NAME}"
         from cryptography.fernet import Fernet
 
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+        # What every deployment on 127.0.0.1 sets (LoopbackAirflow), and:
         self.env.update(
             {
-                "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url,
                 "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
                 # SQLAlchemy 2.1 maps a plain postgresql:// to psycopg 3, which is not installed.
                 "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.db_url}",
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API__PORT": str(self.api_port),
-                "AIRFLOW__API__BASE_URL": self.base_url,
-                # Every process signs and checks task and API tokens, and encrypts, with the same keys.
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-                "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow-provider-oms-distributed",
-                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(64),
+                # Every process encrypts with the same key.
                 "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
                 # The default 5 s timed out against a cold api-server on this 2-core machine.
                 "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
-                "AIRFLOW__CORE__AUTH_MANAGER": (
-                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-                ),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # GET /auth/token hands out a token
                 "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.distributed.hostname.component_hostname",
-                # Nothing but the api-server and the two servers listen: no scheduler health server; the log
-                # servers are skipped, their ports moved off the fixed 8793/8794 all the same.
-                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 # The fan-out runs more than the default 16 tasks of one DAG run at once.
                 "AIRFLOW__CORE__PARALLELISM": "64",
                 "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
                 # The hostname_callable lives in this checkout's tests package.
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-                "PYTHONUNBUFFERED": "1",
                 "OMS_DIST_DEPLOYMENT": str(self.base),
-                "NO_PROXY": "127.0.0.1,localhost",
                 "no_proxy": "127.0.0.1,localhost",
                 **(config or {}),
             }
@@ -292,8 +256,11 @@ class DistributedDeployment:
         self.killed_at_stop: dict[str, list[str]] = {}
         self.stop_seconds: float | None = None
         self._stopped = False
-        self._client = httpx.Client(base_url=self.base_url, trust_env=False, timeout=30)
-        self.token: str | None = None
+
+    @property
+    def api_port(self) -> int:
+        """The api-server's port."""
+        return self.port
 
     # -- servers ----------------------------------------------------------------------------------
 
@@ -301,16 +268,7 @@ class DistributedDeployment:
         path = self.output_dir / f"{name}.log"
         if path.exists():  # a restarted component: keep the first life's output
             path = self.output_dir / f"{name}.{int(time.time())}.log"
-        with open(path, "wb") as out:
-            process = subprocess.Popen(
-                argv,
-                env=dict(env if env is not None else self.env),
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own session and process group: stopped and killed as a whole
-            )
+        process = spawn(argv, env=env if env is not None else self.env, cwd=cwd, output=path)
         component = Component(name, process, path)
         self.every_leader.append(component)
         return component
@@ -469,18 +427,6 @@ class DistributedDeployment:
 
     # -- Airflow ----------------------------------------------------------------------------------
 
-    def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """Run one ``airflow`` command in this deployment; return it finished (output captured)."""
-        return subprocess.run(
-            [sys.executable, "-m", "airflow", *args],
-            env=self.env,
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
     def start_component(self, name: str) -> Component:
         """Start (or start again) one Airflow component in a session of its own."""
         env = {**self.env, COMPONENT_VARIABLE: name}
@@ -495,9 +441,7 @@ class DistributedDeployment:
         self.start_redis()
         self.timings["servers_seconds"] = time.monotonic() - started
         mark = time.monotonic()
-        migrated = self.airflow("db", "migrate", timeout=timeout)
-        if migrated.returncode != 0:
-            raise DeploymentError(f"airflow db migrate failed:\n{migrated.stdout[-3000:]}\n{migrated.stderr[-3000:]}")
+        self.migrate(timeout)
         self.timings["db_migrate_seconds"] = time.monotonic() - mark
         mark = time.monotonic()
         for name in COMPONENTS:
@@ -510,14 +454,7 @@ class DistributedDeployment:
 
     def ready(self) -> bool:
         """Whether the API reports everything healthy, both triggerers are alive, both workers are ready."""
-        try:
-            health = self._client.get("/api/v2/monitor/health").json()
-        except (httpx.HTTPError, ValueError):
-            return False
-        if not all(
-            (health.get(part) or {}).get("status") == "healthy"
-            for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
-        ):
+        if not self.api_healthy():
             return False
         return all(self.worker_ready(name) for name in WORKERS) and self.live_triggerers() >= set(TRIGGERERS)
 
@@ -541,14 +478,6 @@ class DistributedDeployment:
         if answer.status_code not in (200, 201):
             raise DeploymentError(f"GET /auth/token: {answer.status_code} {answer.text[:500]}")
         self.token = answer.json()["access_token"]
-
-    def request(self, method: str, path: str, *, expect: int = 200, **kwargs: Any) -> Any:
-        """Call the REST API; fail unless the status is ``expect``; return the JSON answer."""
-        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        answer = self._client.request(method, path, headers=headers, **kwargs)
-        if answer.status_code != expect:
-            raise DeploymentError(f"{method} {path}: {answer.status_code} {answer.text[:2000]}{self.tails()}")
-        return answer.json()
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any], timeout: float = 120) -> str:
         """Wait until a DAG is parsed, unpause it, trigger a run with ``conf``; return the run id."""
@@ -657,18 +586,6 @@ class DistributedDeployment:
             if component.process.poll() is not None:
                 raise DeploymentError(f"{name} exited with {component.process.returncode}{self.tails()}")
 
-    def wait_for(self, what: str, condition: Callable[[], T | None], timeout: float, interval: float = 1) -> T:
-        """Poll ``condition`` until it returns something truthy and return it; fail after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.check_running()
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise DeploymentError(f"timed out after {timeout:.0f} s waiting for {what}{self.tails()}")
-            time.sleep(interval)
-
     def kill(self, name: str) -> list[int]:
         """``kill -9`` every process of a component's session at once, as when its machine dies."""
         component = self.components.pop(name)
@@ -734,16 +651,11 @@ class DistributedDeployment:
             if component.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     component.process.send_signal(signum)
-        deadline = time.monotonic() + grace
-        for component in components:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                component.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            while session_members(component.pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
+        reap([component.process for component in components], time.monotonic() + grace)
         for component in components:
             left = component.members()
             if left:
-                self.killed_at_stop[component.name] = [_command_line(pid) for pid in left]
+                self.killed_at_stop[component.name] = [command_line(pid) for pid in left]
                 for pid in left:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
@@ -760,7 +672,7 @@ class DistributedDeployment:
         for component in self.every_leader:
             pids = component.members()
             if pids:
-                left.setdefault(component.name, []).extend(_command_line(pid) for pid in pids)
+                left.setdefault(component.name, []).extend(command_line(pid) for pid in pids)
         return left
 
     def ports_open(self) -> list[int]:
@@ -782,8 +694,4 @@ class DistributedDeployment:
 
     def tails(self, lines: int = 25) -> str:
         """The last lines of every component's output (without the API access log), for failure messages."""
-        parts = []
-        for name in (*self.servers, *self.components):
-            kept = [line for line in self.output(name).splitlines() if "[http.access]" not in line]
-            parts.append(f"\n----- {name} (last {lines} lines) -----\n" + "\n".join(kept[-lines:]))
-        return "".join(parts)
+        return output_tails({name: self.output(name) for name in (*self.servers, *self.components)}, lines)

@@ -13,8 +13,7 @@ import pytest
 from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_SK, OMSEmulator
-from airflow_provider_oms.testing.airflow_runner import AirflowTestEnvironment
-from tests.helpers import create_sample_task
+from tests.helpers import create_sample_task, files_under, migrated_airflow, paused_sample_task
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +31,9 @@ def emulator(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def airflow(emulator, tmp_path_factory):
-    env = AirflowTestEnvironment(
+    return migrated_airflow(
         tmp_path_factory.mktemp("airflow-home"), ROOT / "dags", {CONN_ID: emulator.airflow_connection()}
     )
-    env.migrate()
-    return env
 
 
 @pytest.fixture
@@ -45,19 +42,8 @@ def hook(emulator, monkeypatch):
     return OMSHook(CONN_ID)
 
 
-def paused_task(emulator, hook, **kwargs) -> str:
-    task_id = create_sample_task(emulator, hook, **kwargs)
-    hook.stop_task(task_id)
-    emulator.wait_for_status(task_id, {TaskStatus.PAUSED})
-    return task_id
-
-
-def files_under(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-
-
 def test_dag_resumes_a_paused_task_and_the_files_arrive(emulator, airflow, hook):
-    task_id = paused_task(emulator, hook, prefix="full/", save_prefix="full-landing/", files=5)
+    task_id = paused_sample_task(emulator, hook, prefix="full/", save_prefix="full-landing/", files=5)
     assert not (emulator.bucket_path("dst") / "full-landing").exists()
 
     result = airflow.dags_test(DAG_ID, {"migration_task_id": task_id})
@@ -100,7 +86,7 @@ def test_failed_objects_then_a_failed_only_restart(emulator, airflow, hook):
 
 
 def test_nonsense_flag_fails_the_task_and_sends_nothing(emulator, airflow, hook):
-    task_id = paused_task(emulator, hook, prefix="nonsense/", save_prefix="nonsense-landing/")
+    task_id = paused_sample_task(emulator, hook, prefix="nonsense/", save_prefix="nonsense-landing/")
     emulator.reset_requests()
 
     result = airflow.dags_test(DAG_ID, {"migration_task_id": task_id, "migrate_failed_object": "maybe"})
@@ -119,7 +105,7 @@ def test_the_example_dag_passes_when_oms_shows_its_start_late(airflow, tmp_path,
     with OMSEmulator(tmp_path / "lagging", task_start_delay=1.0, start_lag_reads=2, start_lag_seconds=3) as lagging:
         monkeypatch.setitem(airflow.connections, CONN_ID, lagging.airflow_connection())
         monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", lagging.airflow_connection_uri_env())
-        task_id = paused_task(lagging, OMSHook(CONN_ID), prefix="late/", save_prefix="late-landing/", files=3)
+        task_id = paused_sample_task(lagging, OMSHook(CONN_ID), prefix="late/", save_prefix="late-landing/", files=3)
 
         result = airflow.dags_test(DAG_ID, {"migration_task_id": task_id})
 

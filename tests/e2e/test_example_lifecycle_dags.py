@@ -11,8 +11,7 @@ import pytest
 
 from airflow_provider_oms.constants import GROUP_COMPLETED
 from airflow_provider_oms.testing import OMSEmulator
-from airflow_provider_oms.testing.airflow_runner import AirflowTestEnvironment
-from tests.helpers import write_objects
+from tests.helpers import files_under, migrated_airflow, write_objects
 
 pytestmark = pytest.mark.e2e
 
@@ -28,17 +27,12 @@ def emulator(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def airflow(emulator, tmp_path_factory):
-    env = AirflowTestEnvironment(
-        tmp_path_factory.mktemp("airflow-home"),
-        ROOT / "dags",
-        {"huaweicloud_oms_default": emulator.airflow_connection(), "oms_source": SOURCE},
-    )
-    env.migrate()
-    return env
+    connections = {"huaweicloud_oms_default": emulator.airflow_connection(), "oms_source": SOURCE}
+    return migrated_airflow(tmp_path_factory.mktemp("airflow-home"), ROOT / "dags", connections)
 
 
 def files(folder: Path) -> set[str]:
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    return set(files_under(folder))
 
 
 def test_task_lifecycle_example(emulator, airflow):

@@ -64,7 +64,7 @@ from tests.e2e.dags.oms_secret_scan_dags import (
     SRC_LONG_CONN_ID,
     UNKNOWN_TASK_ID,
 )
-from tests.helpers import task_context, write_objects
+from tests.helpers import migrated_airflow, task_context, write_objects
 
 pytestmark = pytest.mark.e2e
 
@@ -297,8 +297,7 @@ def conn_env(connections) -> Iterator[dict[str, dict[str, Any]]]:
 @pytest.fixture(scope="module")
 def homes(tmp_path_factory, connections) -> list[AirflowTestEnvironment]:
     """Two AIRFLOW_HOMEs: the database is migrated once, and the second home gets a copy of it."""
-    first = AirflowTestEnvironment(tmp_path_factory.mktemp("airflow-home"), DAGS, connections)
-    first.migrate()
+    first = migrated_airflow(tmp_path_factory.mktemp("airflow-home"), DAGS, connections)
     second_home = tmp_path_factory.mktemp("airflow-home-b")
     for name in ("airflow.db", "airflow.cfg"):
         if (first.home / name).exists():

@@ -14,8 +14,7 @@ import pytest
 from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_SK, OMSEmulator
-from airflow_provider_oms.testing.airflow_runner import AirflowTestEnvironment
-from tests.helpers import create_sample_task
+from tests.helpers import create_sample_task, migrated_airflow
 from tests.testing.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -27,9 +26,7 @@ TASK = "start_migration"
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    env = AirflowTestEnvironment(tmp_path_factory.mktemp("airflow-home"), DAGS, {})
-    env.migrate()
-    return env
+    return migrated_airflow(tmp_path_factory.mktemp("airflow-home"), DAGS)
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.operators.lifecycle import CreateMigrationTaskOperator
 from airflow_provider_oms.operators.oms import StartMigrationTaskOperator
-from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_SK, OMSEmulator
-from tests.helpers import create_sample_task, write_objects
+from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_SK
+from tests.helpers import create_sample_task
 from tests.lineage.conftest import require_openlineage
 from tests.operators.deferral import retry_context, run_operator
 
@@ -28,13 +28,8 @@ DEFINITION = {
 
 
 @pytest.fixture
-def emulator(tmp_path, monkeypatch, oms_conn, set_connection):
-    with OMSEmulator(tmp_path / "data", task_start_delay=0.2) as emu:
-        monkeypatch.setenv(f"AIRFLOW_CONN_{oms_conn.upper()}", emu.airflow_connection_uri_env())
-        write_objects(emu.bucket_path("src"), ["data/a.txt", "data/b.txt"])
-        emu.bucket_path("dst")
-        set_connection("src", login="SOURCE-AK-0001", password="SOURCE-SK-0001")
-        yield emu
+def emulator(emulator_with_source):
+    return emulator_with_source(["data/a.txt", "data/b.txt"], task_start_delay=0.2)
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.exceptions import OMSMigrationError, OMSValidationError
 from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.operators.lifecycle import CreateMigrationTaskOperator
-from airflow_provider_oms.testing import OMSEmulator
-from tests.helpers import write_objects
 from tests.operators.deferral import retry_context, run_operator
 
 DEFINITION = {
@@ -22,13 +20,8 @@ DEFINITION = {
 
 
 @pytest.fixture
-def emulator(tmp_path, monkeypatch, oms_conn, set_connection):
-    with OMSEmulator(tmp_path / "data", task_start_delay=0.2, object_delay=0.3) as emu:
-        monkeypatch.setenv(f"AIRFLOW_CONN_{oms_conn.upper()}", emu.airflow_connection_uri_env())
-        write_objects(emu.bucket_path("src"), [f"data/{n}.txt" for n in range(12)])
-        emu.bucket_path("dst")
-        set_connection("src", login="SOURCE-AK-0001", password="SOURCE-SK-0001")
-        yield emu
+def emulator(emulator_with_source):
+    return emulator_with_source([f"data/{n}.txt" for n in range(12)], task_start_delay=0.2, object_delay=0.3)
 
 
 def operator(oms_conn, **kwargs) -> CreateMigrationTaskOperator:

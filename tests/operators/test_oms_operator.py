@@ -7,8 +7,7 @@ import pytest
 from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.exceptions import OMSValidationError
 from airflow_provider_oms.operators.oms import StartMigrationTaskOperator
-from airflow_provider_oms.testing import OMSEmulator
-from tests.helpers import create_sample_task, task_context
+from tests.helpers import paused_sample_task, task_context
 
 
 def test_template_fields_are_the_oms_arguments():
@@ -36,18 +35,12 @@ def test_credentials_are_not_operator_arguments():
 
 
 @pytest.fixture
-def paused_task(tmp_path, monkeypatch, oms_conn):
+def paused_task(make_emulator):
     """An emulator whose task waits 5 s before copying, paused right after creation."""
-    with OMSEmulator(tmp_path / "data", task_start_delay=5) as emulator:
-        monkeypatch.setenv(f"AIRFLOW_CONN_{oms_conn.upper()}", emulator.airflow_connection_uri_env())
-        from airflow_provider_oms.hooks.oms import OMSHook
-
-        hook = OMSHook(oms_conn)
-        task_id = create_sample_task(emulator, hook)
-        hook.stop_task(task_id)
-        emulator.wait_for_status(task_id, {TaskStatus.PAUSED})
-        emulator.reset_requests()
-        yield emulator, task_id
+    emulator, hook = make_emulator(task_start_delay=5)
+    task_id = paused_sample_task(emulator, hook)
+    emulator.reset_requests()
+    return emulator, task_id
 
 
 @pytest.mark.parametrize("flag", [False, "false", "False", True, "TRUE"])

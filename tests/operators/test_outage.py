@@ -15,11 +15,9 @@ from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.exceptions import OMSApiError, OMSError
 from airflow_provider_oms.operators.oms import StartMigrationTaskOperator
 from airflow_provider_oms.sensors.oms import MigrationTaskSensor
-from tests.helpers import create_sample_task
+from tests.helpers import DEFERRABLE_MODES, create_sample_task, paused_sample_task, start_operator
 from tests.operators.deferral import retry_context, run_operator
 
-WAIT = 20.0
-MODES = pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])
 UNREACHABLE = (
     r"OMS was unreachable since 20\d\d-\d\d-\d\dT[^ ]+ \(\d+s\), longer than the connection's outage_tolerance"
 )
@@ -34,10 +32,8 @@ def outage_emulator(make_emulator, monkeypatch, oms_conn):
         conn = json.loads(emulator.airflow_connection_uri_env())
         conn["extra"].update(retry_max_attempts=2, retry_base_wait=0.1, retry_max_wait=0.2, outage_tolerance=tolerance)
         monkeypatch.setenv(f"AIRFLOW_CONN_{oms_conn.upper()}", json.dumps(conn))
-        task_id = create_sample_task(emulator, hook, files=10)
-        if paused:
-            hook.stop_task(task_id)
-            emulator.wait_for_status(task_id, {TaskStatus.PAUSED}, timeout=WAIT)
+        new_task = paused_sample_task if paused else create_sample_task
+        task_id = new_task(emulator, hook, files=10)
         emulator.reset_requests()
         return emulator, task_id
 
@@ -55,16 +51,10 @@ def down_after_the_start(operator: StartMigrationTaskOperator, emulator, seconds
     operator.hook.start_task = start_then_go_down  # type: ignore[method-assign]
 
 
-def start_operator(task_id: str, deferrable: bool) -> StartMigrationTaskOperator:
-    return StartMigrationTaskOperator(
-        task_id="start", migration_task_id=task_id, poll_interval=1, deferrable=deferrable
-    )
-
-
-@MODES
+@DEFERRABLE_MODES
 def test_a_wait_goes_on_through_an_outage_shorter_than_the_tolerance(outage_emulator, deferrable):
     emulator, task_id = outage_emulator(tolerance=30)
-    operator = start_operator(task_id, deferrable)
+    operator = start_operator(task_id, deferrable=deferrable)
     down_after_the_start(operator, emulator, seconds=4)
 
     started = time.monotonic()
@@ -76,10 +66,10 @@ def test_a_wait_goes_on_through_an_outage_shorter_than_the_tolerance(outage_emul
     assert emulator.applied_starts == 1
 
 
-@MODES
+@DEFERRABLE_MODES
 def test_a_wait_fails_past_the_tolerance_saying_since_when(outage_emulator, deferrable):
     emulator, task_id = outage_emulator(tolerance=3)
-    operator = start_operator(task_id, deferrable)
+    operator = start_operator(task_id, deferrable=deferrable)
     down_after_the_start(operator, emulator, seconds=120)
 
     started = time.monotonic()

@@ -36,24 +36,6 @@ def succeeded_task(fast):
     return emulator, task_id
 
 
-@pytest.fixture
-def failed_task(fast):
-    emulator, hook = fast
-    emulator.add_fail_rule("data/f0.txt")
-    task_id = create_sample_task(emulator, hook, files=3)
-    emulator.wait_for_status(task_id, {TaskStatus.FAILED}, timeout=WAIT)
-    return emulator, task_id
-
-
-@pytest.fixture
-def paused_task(make_emulator):
-    emulator, hook = make_emulator(task_start_delay=30)
-    task_id = create_sample_task(emulator, hook)
-    emulator.pause_task(task_id)
-    emulator.wait_for_status(task_id, {TaskStatus.PAUSED}, timeout=WAIT)
-    return emulator, task_id
-
-
 def sensor_for(task_id, **kwargs) -> MigrationTaskSensor:
     return MigrationTaskSensor(task_id="wait_for_copy", migration_task_id=task_id, **kwargs)
 
@@ -125,8 +107,8 @@ def test_poke_raises_with_the_oms_reason_on_a_failed_task(failed_task):
     assert task["failed_object_record"]["list_file_key"]
 
 
-def test_poke_raises_on_a_paused_task_when_waiting_for_success(paused_task):
-    _, task_id = paused_task
+def test_poke_raises_on_a_paused_task_when_waiting_for_success(paused_in_oms):
+    _, task_id = paused_in_oms
 
     with pytest.raises(OMSMigrationError, match="is paused and will not become succeeded") as raised:
         sensor_for(task_id).poke(context={})
@@ -140,8 +122,8 @@ def test_poke_raises_on_a_succeeded_task_when_waiting_for_paused(succeeded_task)
         sensor_for(task_id, target_statuses=[TaskStatus.PAUSED]).poke(context={})
 
 
-def test_target_paused_succeeds_on_a_paused_task(paused_task):
-    _, task_id = paused_task
+def test_target_paused_succeeds_on_a_paused_task(paused_in_oms):
+    _, task_id = paused_in_oms
 
     done = sensor_for(task_id, target_statuses=[3]).poke(context={})
 
@@ -149,8 +131,8 @@ def test_target_paused_succeeds_on_a_paused_task(paused_task):
     assert done.xcom_value["status"] == TaskStatus.PAUSED
 
 
-def test_custom_failure_status(paused_task):
-    _, task_id = paused_task
+def test_custom_failure_status(paused_in_oms):
+    _, task_id = paused_in_oms
     with pytest.raises(OMSMigrationError, match=f"OMS migration task {task_id} failed"):
         sensor_for(task_id, failure_statuses=[TaskStatus.PAUSED]).poke(context={})
 

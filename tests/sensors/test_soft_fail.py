@@ -10,7 +10,7 @@ import pytest
 from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.exceptions import AirflowSkipException, OMSError, OMSMigrationError
 from airflow_provider_oms.sensors.oms import MigrationTaskGroupSensor, MigrationTaskSensor
-from tests.helpers import create_sample_task
+from tests.helpers import running_sample_task
 from tests.operators.deferral import TaskDeferred, rebuilt, run_trigger
 
 WAIT = 20.0
@@ -45,32 +45,24 @@ def sensor_for(task_id: str, mode: str, **kwargs) -> MigrationTaskSensor:
 
 
 @pytest.fixture
-def failed_task(fast):
-    emulator, hook = fast
-    emulator.add_fail_rule("data/f0.txt")
-    task_id = create_sample_task(emulator, hook, files=2)
-    emulator.wait_for_status(task_id, {TaskStatus.FAILED}, timeout=WAIT)
-    return task_id
-
-
-@pytest.fixture
 def running_task(make_emulator):
     emulator, hook = make_emulator(object_delay=0.3)
-    task_id = create_sample_task(emulator, hook, files=4)
-    emulator.wait_for_status(task_id, {TaskStatus.RUNNING}, timeout=WAIT)
+    task_id = running_sample_task(emulator, hook, files=4)
     return emulator, task_id
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_failed_task_skips_the_sensor_with_soft_fail_in_every_mode(failed_task, mode):
-    error = outcome_of(sensor_for(failed_task, mode, soft_fail=True))
+    _, task_id = failed_task
+    error = outcome_of(sensor_for(task_id, mode, soft_fail=True))
     assert isinstance(error, AirflowSkipException), error
-    assert f"OMS migration task {failed_task} failed" in str(error)
+    assert f"OMS migration task {task_id} failed" in str(error)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_failed_task_fails_the_sensor_without_soft_fail_in_every_mode(failed_task, mode):
-    error = outcome_of(sensor_for(failed_task, mode))
+    _, task_id = failed_task
+    error = outcome_of(sensor_for(task_id, mode))
     assert isinstance(error, OMSMigrationError), error
 
 

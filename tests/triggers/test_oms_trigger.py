@@ -15,7 +15,7 @@ from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_SK, OMSEmulator
 from airflow_provider_oms.triggers.oms import MigrationTaskTrigger, shared_async_client
 from airflow_provider_oms.waiting import SUMMARY_FIELDS
-from tests.helpers import create_sample_task
+from tests.helpers import create_sample_task, running_sample_task
 
 WAIT = 20.0  # seconds: the machine may be slow; every wait below ends as soon as its condition holds
 SECRETS = (EMULATOR_AK, EMULATOR_SK)
@@ -52,6 +52,12 @@ def task_requests(emulator: OMSEmulator, task_id: str, method: str = "GET", suff
 
 def stop_requests(emulator: OMSEmulator) -> list:
     return [r for r in emulator.requests if r.path.endswith("/stop")]
+
+
+def assert_left_alone(emulator: OMSEmulator, task_id: str, status: int) -> None:
+    """No stop was sent, and the OMS task is still in ``status``."""
+    assert stop_requests(emulator) == []
+    assert emulator.get_task(task_id)["status"] == status
 
 
 # -- the connection ------------------------------------------------------------------------------
@@ -107,11 +113,8 @@ def test_already_succeeded_task_gives_success_on_the_first_poll(fast):
     assert len(task_requests(emulator, task_id)) == 1
 
 
-def test_custom_target_status_paused_is_success(make_emulator):
-    emulator, hook = make_emulator(task_start_delay=30)
-    task_id = create_sample_task(emulator, hook)
-    emulator.pause_task(task_id)
-    emulator.wait_for_status(task_id, {TaskStatus.PAUSED}, timeout=WAIT)
+def test_custom_target_status_paused_is_success(paused_in_oms):
+    _, task_id = paused_in_oms
 
     payload = the_event(run_trigger(trigger_for(task_id, target_statuses=[TaskStatus.PAUSED])))
 
@@ -141,11 +144,8 @@ def test_failed_task_gives_failed_with_the_reason_and_failed_object_list(fast):
     assert (emulator.bucket_path("dst") / record["list_file_key"]).read_text() == "data/f1.txt\n"
 
 
-def test_custom_failure_status(make_emulator):
-    emulator, hook = make_emulator(task_start_delay=30)
-    task_id = create_sample_task(emulator, hook)
-    emulator.pause_task(task_id)
-    emulator.wait_for_status(task_id, {TaskStatus.PAUSED}, timeout=WAIT)
+def test_custom_failure_status(paused_in_oms):
+    _, task_id = paused_in_oms
 
     payload = the_event(run_trigger(trigger_for(task_id, failure_statuses=[TaskStatus.PAUSED])))
 
@@ -187,14 +187,12 @@ def test_deadline_in_the_past_gives_timeout_and_leaves_the_task_alone(make_emula
     assert (payload["restarts"], payload["started_at"]) == (1, 1.5)
     assert payload["task"]["status"] == TaskStatus.WAITING
     assert len(task_requests(emulator, task_id)) == 1
-    assert stop_requests(emulator) == []
-    assert emulator.get_task(task_id)["status"] == TaskStatus.WAITING
+    assert_left_alone(emulator, task_id, TaskStatus.WAITING)
 
 
 def test_short_deadline_on_a_running_task_gives_timeout_without_pausing_it(make_emulator):
     emulator, hook = make_emulator(object_delay=0.2)
-    task_id = create_sample_task(emulator, hook, files=30)
-    emulator.wait_for_status(task_id, {TaskStatus.RUNNING}, timeout=WAIT)
+    task_id = running_sample_task(emulator, hook, files=30)
     emulator.reset_requests()
 
     started = time.monotonic()
@@ -207,8 +205,7 @@ def test_short_deadline_on_a_running_task_gives_timeout_without_pausing_it(make_
     assert 0.4 <= took < 10
     assert len(task_requests(emulator, task_id)) == 2
     # The operator pauses the task after the timeout, not the trigger.
-    assert stop_requests(emulator) == []
-    assert emulator.get_task(task_id)["status"] == TaskStatus.RUNNING
+    assert_left_alone(emulator, task_id, TaskStatus.RUNNING)
 
 
 # -- (e) errors ----------------------------------------------------------------------------------
@@ -381,8 +378,7 @@ def test_many_triggers_in_one_loop_share_one_connection_pool(make_emulator):
 
 def test_on_kill_pauses_a_running_task(make_emulator):
     emulator, hook = make_emulator(object_delay=0.5)
-    task_id = create_sample_task(emulator, hook, files=20)
-    emulator.wait_for_status(task_id, {TaskStatus.RUNNING}, timeout=WAIT)
+    task_id = running_sample_task(emulator, hook, files=20)
     emulator.reset_requests()
 
     with structlog.testing.capture_logs() as logs:
@@ -395,11 +391,8 @@ def test_on_kill_pauses_a_running_task(make_emulator):
     assert any("Paused OMS migration task" in entry["event"] for entry in logs)
 
 
-def test_on_kill_on_a_paused_task_logs_and_does_not_raise(make_emulator):
-    emulator, hook = make_emulator(task_start_delay=30)
-    task_id = create_sample_task(emulator, hook)
-    emulator.pause_task(task_id)
-    emulator.wait_for_status(task_id, {TaskStatus.PAUSED}, timeout=WAIT)
+def test_on_kill_on_a_paused_task_logs_and_does_not_raise(paused_in_oms):
+    emulator, task_id = paused_in_oms
     emulator.reset_requests()
 
     with structlog.testing.capture_logs() as logs:
@@ -433,21 +426,18 @@ def test_on_kill_on_an_unknown_task_warns_without_credentials(fast):
 
 def test_cleanup_does_not_pause_the_task(make_emulator):
     emulator, hook = make_emulator(object_delay=0.2)
-    task_id = create_sample_task(emulator, hook, files=20)
-    emulator.wait_for_status(task_id, {TaskStatus.RUNNING}, timeout=WAIT)
+    task_id = running_sample_task(emulator, hook, files=20)
     emulator.reset_requests()
 
     asyncio.run(asyncio.wait_for(trigger_for(task_id).cleanup(), WAIT))
 
-    assert stop_requests(emulator) == []
-    assert emulator.get_task(task_id)["status"] == TaskStatus.RUNNING
+    assert_left_alone(emulator, task_id, TaskStatus.RUNNING)
 
 
 def test_cancelled_run_does_not_pause_the_task(make_emulator):
     """A triggerer restart cancels run() and calls cleanup(); the OMS task must go on."""
     emulator, hook = make_emulator(object_delay=0.2)
-    task_id = create_sample_task(emulator, hook, files=20)
-    emulator.wait_for_status(task_id, {TaskStatus.RUNNING}, timeout=WAIT)
+    task_id = running_sample_task(emulator, hook, files=20)
     emulator.reset_requests()
     trigger = trigger_for(task_id, poll_interval=0.05)
 
@@ -462,5 +452,4 @@ def test_cancelled_run_does_not_pause_the_task(make_emulator):
 
     asyncio.run(asyncio.wait_for(scenario(), WAIT))
 
-    assert stop_requests(emulator) == []
-    assert emulator.get_task(task_id)["status"] == TaskStatus.RUNNING
+    assert_left_alone(emulator, task_id, TaskStatus.RUNNING)

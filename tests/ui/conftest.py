@@ -13,8 +13,6 @@ docs/images); a failing scenario leaves ``failed-<test>.png`` in a temporary fol
 from __future__ import annotations
 
 import os
-import shutil
-import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_oms.testing import OMSEmulator
-from tests.deployment.airflow_deployment import AirflowDeployment, port_is_open
+from tests.deployment.airflow_deployment import AirflowDeployment, running_deployment, slow_emulator
 from tests.ui import browser as chromium
 
 if TYPE_CHECKING:
@@ -54,19 +52,8 @@ def say(config: pytest.Config, line: str) -> None:
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OMSEmulator]:
-    """
-    The emulator, slow enough (2 s an object) that a run waits through several polls, long enough to be seen
-    deferred, and that the trigger fires well after the worker reported the deferral (see
-    tests/deployment/test_real_airflow.py for Airflow's race otherwise).
-    """
-    with (
-        OMSEmulator(
-            tmp_path_factory.mktemp("buckets"), access_key=AK, secret_key=SK, task_start_delay=1.0, object_delay=2.0
-        ) as emu,
-        pytest.MonkeyPatch.context() as patch,
-    ):
-        # This process creates the OMS tasks with the provider's hook, through the same connection.
-        patch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", emu.airflow_connection_uri_env())
+    """The emulator, slow enough (2 s an object) that a run is seen deferred (see slow_emulator)."""
+    with slow_emulator(tmp_path_factory.mktemp("buckets"), access_key=AK, secret_key=SK, conn_id=CONN_ID) as emu:
         yield emu
 
 
@@ -79,28 +66,11 @@ def airflow(
     deferrable (``[operators] default_deferrable``), the Test button on, and the default connection (from the
     environment, with a region so that the OMS Console link has an address).
     """
-    home = tmp_path_factory.mktemp("airflow-home")
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(DAG_FILE, dags)
     connection = emulator.airflow_connection()
     connection["extra"]["region"] = REGION
-    deployment = AirflowDeployment(
-        home,
-        dags,
-        {CONN_ID: connection},
-        config={"AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True", "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"},
-    )
-    started = time.monotonic()
-    try:
-        deployment.start(timeout=120)
-        say(request.config, f"Airflow up on {deployment.base_url} after {time.monotonic() - started:.0f} s")
-        yield deployment
-    finally:
-        deployment.stop()
-        left = deployment.leftovers()
-        assert not left, f"processes left running: {left}"
-        assert not port_is_open(deployment.port), f"something still listens on 127.0.0.1:{deployment.port}"
+    home = tmp_path_factory.mktemp("airflow-home")
+    with running_deployment(home, [DAG_FILE], {CONN_ID: connection}, say=lambda line: say(request.config, line)) as up:
+        yield up
 
 
 @pytest.fixture(scope="module")
