@@ -49,22 +49,24 @@ def emulator(tmp_path: Path) -> Iterator[OMSEmulator]:
         yield started
 
 
+def point_at(emulator: OMSEmulator, set_connection: Any, conn_id: str = CONN_ID, **fields: Any) -> OMSHook:
+    """Point ``conn_id`` at the emulator with fast retries; ``fields`` override login/password or add extras."""
+    conn = emulator.airflow_connection()
+    extra = {**conn["extra"], **FAST_RETRIES, **fields.pop("extra", {})}
+    set_connection(
+        conn_id,
+        conn_type=conn["conn_type"],
+        login=fields.pop("login", conn["login"]),
+        password=fields.pop("password", conn["password"]),
+        extra=extra,
+    )
+    return OMSHook(conn_id)
+
+
 @pytest.fixture
 def connect(emulator: OMSEmulator, set_connection: Any):
     """Point connection CONN_ID at the emulator with fast retries (and any other extras); return a hook."""
-
-    def _connect(**extra: Any) -> OMSHook:
-        conn = emulator.airflow_connection()
-        set_connection(
-            CONN_ID,
-            conn_type=conn["conn_type"],
-            login=conn["login"],
-            password=conn["password"],
-            extra={**conn["extra"], **FAST_RETRIES, **extra},
-        )
-        return OMSHook(CONN_ID)
-
-    return _connect
+    return lambda **extra: point_at(emulator, set_connection, extra=extra)
 
 
 @pytest.fixture
@@ -191,16 +193,9 @@ def test_a_4xx_is_never_retried(
 
 
 def test_wrong_credentials_are_never_retried(emulator: OMSEmulator, connect: Any, set_connection: Any) -> None:
-    conn = emulator.airflow_connection()
-    set_connection(
-        "oms_wrong_sk",
-        conn_type=conn["conn_type"],
-        login=conn["login"],
-        password="WRONG-SK-0000000000000000000000000000001",
-        extra={**conn["extra"], **FAST_RETRIES},
-    )
+    wrong = point_at(emulator, set_connection, "oms_wrong_sk", password="WRONG-SK-0000000000000000000000000000001")
     with pytest.raises(OMSApiError) as err:
-        OMSHook("oms_wrong_sk").list_tasks()
+        wrong.list_tasks()
     assert err.value.http_status == 401
     assert len(emulator.requests) == 1
 
@@ -409,15 +404,7 @@ def test_close_releases_every_socket_at_once(emulator: OMSEmulator, connect: Any
 
 def test_the_trigger_survives_two_503s_on_a_poll(tmp_path: Path, set_connection: Any) -> None:
     with OMSEmulator(tmp_path / "fast") as emulator:
-        conn = emulator.airflow_connection()
-        set_connection(
-            CONN_ID,
-            conn_type=conn["conn_type"],
-            login=conn["login"],
-            password=conn["password"],
-            extra={**conn["extra"], **FAST_RETRIES},
-        )
-        hook = OMSHook(CONN_ID)
+        hook = point_at(emulator, set_connection)
         task_id = create_sample_task(emulator, hook)
         emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED}, timeout=20)
         emulator.reset_requests()

@@ -6,6 +6,7 @@ database, and -- where the OpenLineage provider is installed -- OpenLineage even
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -102,9 +103,13 @@ def no_credential_in(text: str) -> None:
 
 
 DAG_IDS = ["oms_lineage_sync", "oms_lineage_deferred", "oms_lineage_create_sync", "oms_lineage_create_deferred"]
+#: Without the OpenLineage provider (the main venv) one DAG shows that asset events do not need it and that no
+#: OpenLineage event is written; all four run in .venv-openlineage (``make test-openlineage``, part of
+#: ``make test``), where the same assertions run and the OpenLineage events are checked too.
+DAG_IDS_HERE = DAG_IDS if HAS_OPENLINEAGE or os.environ.get("OMS_REQUIRE_OPENLINEAGE") == "1" else DAG_IDS[1:2]
 
 
-@pytest.mark.parametrize("dag_id", DAG_IDS)
+@pytest.mark.parametrize("dag_id", DAG_IDS_HERE)
 def test_migration_records_asset_events_with_its_figures_and_openlineage_events(emulator, airflow, dag_id):
     result, xcom = run(emulator, airflow, dag_id)
     no_credential_in(result.output)
