@@ -60,9 +60,12 @@ class PreparedCall:
     operation: str = ""
 
 
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_json(payload: Any) -> bytes:
     """Serialize a JSON body the way it is hashed and sent."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _JSON_ENCODER.encode(payload).encode("utf-8")
 
 
 class OMSRequestBuilder:
@@ -125,8 +128,8 @@ class OMSRequestBuilder:
         :param sdk_date: the ``X-Sdk-Date`` to sign with (tests); default now.
         :param auth_token: an IAM token: sent as ``X-Auth-Token`` instead of signing with AK/SK.
         """
-        pairs = [(key, value) for key, value in (query or {}).items() if value is not None]
-        canonical_query = signer.canonical_query(pairs)
+        pairs = [(key, value) for key, value in query.items() if value is not None] if query else []
+        canonical_query = signer.canonical_query(pairs) if pairs else ""
         body = b"" if json_body is None else encode_json(json_body)
         headers = {
             "Content-Type": CONTENT_TYPE_JSON_BODY if body else CONTENT_TYPE_NO_BODY,

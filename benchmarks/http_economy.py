@@ -152,12 +152,15 @@ def run(sizes: Sizes, scratch: Path) -> Section:
     )
     for label, seconds, counted in (("worker", sync_seconds, sync), ("triggerer", deferred_seconds, deferrable)):
         most = int(seconds // POLL_INTERVAL) + 1
+        # A waiting start reads the task once before it starts it: what a stale read after the start would look
+        # like (docs/operators.md, "Stale statuses").
+        waiting_reads = counted["show"] - 1
         section.targets.append(
             Target(
                 f"reads while waiting in the {label}",
-                f"{counted['show']} reads in {seconds:.1f} s",
-                f"at most one per poll interval ({most})",
-                counted["show"] <= most,
+                f"{waiting_reads} reads in {seconds:.1f} s (and 1 before the start)",
+                f"at most one per poll interval ({most}), and 1 before the start",
+                0 <= waiting_reads <= most,
             )
         )
     return section

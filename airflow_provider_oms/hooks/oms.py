@@ -204,21 +204,18 @@ class OMSHook(BaseHook):
         self, method: str, path: str, *, operation: str, query: Mapping[str, Any] | None = None, json_body: Any = None
     ) -> Any:
         """One attempt of a call. With an IAM token, a 401 renews the token and tries once more."""
-        builder = self.request_builder
-
-        def send(token: str | None) -> Any:
-            return self._send(
-                builder.build(method, path, query=query, json_body=json_body, operation=operation, auth_token=token)
-            )
-
-        token = self._token()
+        build = self.request_builder.build
+        token = None if self.config.iam is None else self._token()
         try:
-            return send(token)
+            return self._send(
+                build(method, path, query=query, json_body=json_body, operation=operation, auth_token=token)
+            )
         except OMSApiError as err:
             if token is None or err.http_status != 401:
                 raise
             self.log.info("OMS %s: the IAM token was refused; getting a new one", operation)
-            return send(self._token(renew=True))
+        token = self._token(renew=True)
+        return self._send(build(method, path, query=query, json_body=json_body, operation=operation, auth_token=token))
 
     def _call(
         self,
