@@ -316,12 +316,13 @@ _INDIRECT_CREDENTIAL_EXTRAS = (
 )
 
 
-@dataclass
+@dataclass(repr=False)
 class SourceReader:
     """
     One source connection being read: its extras, and the start-body fields put so far with where each came from.
 
     A reader in :data:`SOURCE_READERS` calls :meth:`put` (or the helpers built on it) for each field it finds.
+    The repr names the connection only: the extras and fields hold keys.
     """
 
     conn: ConnectionLike
@@ -330,6 +331,9 @@ class SourceReader:
     extra: dict[str, Any]
     fields: dict[str, Any] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"SourceReader(conn_id={self.conn_id!r}, conn_type={self.conn_type!r})"
 
     @property
     def of(self) -> str:

@@ -112,6 +112,10 @@ def test_a_new_source_type_is_one_entry(monkeypatch, masked):
     assert where["src_ak"] == "extra 'access_key' of source connection 'c1'"
     # What every type shares is done around the new reader: masking what it put, and the CDN key.
     assert {"OBS-AK-01", "OBS-SK-01", "OBS-TOKEN-01"} <= set(masked)
+    reader = SourceReader(obs, "c1", "huaweicloud_obs", dict(obs.extra_dejson))
+    _read_obs(reader)
+    assert reader.fields["src_sk"] == "OBS-SK-01"
+    assert repr(reader) == "SourceReader(conn_id='c1', conn_type='huaweicloud_obs')"  # no key in a repr
     with_cdn, _ = source_fields(conn("huaweicloud_obs", access_key="A1", secret_key="S1", cdn_authentication_key="K1"))
     assert with_cdn["source_cdn_authentication_key"] == "K1"
     # ...and refusing a connection that yields no key, and one half of a pair.
