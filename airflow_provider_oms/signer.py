@@ -175,25 +175,14 @@ def sign(
     ``headers`` must already hold every header to sign, including ``Host`` and ``X-Sdk-Date``; each of them
     is signed. Nothing is logged, and the returned dict is a new one.
     """
-    # The steps of canonical_request(), string_to_sign() and signature() in one function: every request runs it,
-    # between two network round trips, so the fewer Python frames and objects the better.
     lowered = {name.lower(): str(value).strip() for name, value in headers.items()}
     sdk_date = lowered.get(_HEADER_DATE_LOWER)
     if sdk_date is None:
         raise ValueError(f"the {HEADER_DATE} header must be set before signing")
     names = sorted(name for name in lowered if "_" not in name)  # signed_header_names(), from the lowered names
-    signed_names = ";".join(names)
-    canonical = "".join(
-        [
-            f"{method.upper()}\n{canonical_uri(path)}\n{query}\n",
-            *[f"{name}:{lowered[name]}\n" for name in names],
-            f"\n{signed_names}\n{hashlib.sha256(body).hexdigest() if body else EMPTY_BODY_SHA256}",
-        ]
-    )
-    to_sign = f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}"
-    sig = hmac.digest(secret_key.encode("utf-8"), to_sign.encode("utf-8"), "sha256").hex()
+    to_sign = string_to_sign(_canonical_request(method, path, query, lowered, names, body), sdk_date)
     signed = dict(headers)
-    signed[HEADER_AUTHORIZATION] = f"{ALGORITHM} Access={access_key}, SignedHeaders={signed_names}, Signature={sig}"
+    signed[HEADER_AUTHORIZATION] = authorization_header(access_key, names, signature(secret_key, to_sign))
     return signed
 
 
