@@ -629,3 +629,49 @@ def test_format_sdk_date_now_follows_the_clock_second_by_second(monkeypatch: pyt
 def test_parse_sdk_date_rejects_malformed(value: str) -> None:
     with pytest.raises(ValueError):
         signer.parse_sdk_date(value)
+
+
+@pytest.mark.parametrize("key_length", [0, 1, 40, 63, 64, 65, 200])
+def test_signature_is_hmac_sha256_for_every_key_length(key_length: int) -> None:
+    # The signer computes HMAC itself over CPython's built-in SHA-256 (see signer._builtin_sha256): it must
+    # equal the standard library's HMAC for keys shorter than, as long as, and longer than SHA-256's block.
+    import hmac
+
+    secret = ("sk-é" * 100)[:key_length]
+    message = "SDK-HMAC-SHA256\n20240101T000000Z\n" + "ab" * 40
+    expected = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+    assert signer.signature(secret, message) == expected
+
+
+def test_signer_falls_back_to_hashlib_without_builtin_sha256(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An interpreter without CPython's _sha2/_sha256 modules signs with hashlib's SHA-256, with the same result.
+    import importlib
+
+    real_import = importlib.import_module
+
+    def no_builtin_sha(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name in {"_sha2", "_sha256"}:
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", no_builtin_sha)
+    assert signer._builtin_sha256() is hashlib.sha256
+    monkeypatch.setattr(signer, "_sha256", hashlib.sha256)
+    assert signer.signature(SK, "to sign") == signer_signature_with_stdlib(SK, "to sign")
+
+
+def signer_signature_with_stdlib(secret: str, message: str) -> str:
+    """The signature as the standard library's hmac module computes it."""
+    import hmac
+
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def test_signer_uses_cpythons_builtin_sha256() -> None:
+    # The per-call benchmark's reason for it: OpenSSL 3's lookup on each hash costs tens of microseconds.
+    import platform
+
+    if platform.python_implementation() != "CPython":
+        pytest.fail("this provider is tested on CPython only")
+    assert signer._sha256 is not hashlib.sha256
+    assert signer._sha256(b"abc").hexdigest() == hashlib.sha256(b"abc").hexdigest()
