@@ -160,16 +160,16 @@ class OMSHook(BaseHook):
         import requests
 
         config = self.config
+        session = self.session
         try:
-            response = self.session.request(
-                call.method,
-                call.url,
-                headers=call.headers,
-                data=call.body or None,
-                timeout=config.timeout,
-                verify=config.verify,
-                allow_redirects=False,
-                stream=True,
+            # requests' documented "prepared request" path: the request is signed here and complete, so the
+            # session's per-call merging (cookies, environment, settings) is skipped; the session keeps the
+            # connections alive. Its default headers (Accept, Accept-Encoding...) are sent as before.
+            prepared = requests.Request(
+                call.method, call.url, headers={**session.headers, **call.headers}, data=call.body or None
+            ).prepare()
+            response = session.send(
+                prepared, timeout=config.timeout, verify=config.verify, allow_redirects=False, stream=True
             )
             with response:
                 content = _read_capped(response, call)

@@ -371,6 +371,51 @@ def test_one_session_serves_every_call(oms_emulator, oms_conn):
     assert "session" not in hook.__dict__
 
 
+def test_what_goes_on_the_wire(set_connection):
+    # The hook prepares each signed request itself and sends it with Session.send: the session's default headers
+    # still go out, ours win, and a cookie the server sets is not sent back (OMS uses none; see the hook's _send).
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers.items()))
+            payload = b'{"id": 7, "status": 2}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Set-Cookie", "lb=sticky; Path=/")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        set_connection("oms", login=AK, password=SK, extra=oms_extra(endpoint=endpoint))
+        hook = OMSHook("oms")
+        assert hook.get_task("7")["status"] == 2
+        assert hook.get_task("7")["status"] == 2
+        hook.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(seen) == 2
+    for headers in seen:
+        assert headers["User-Agent"].startswith("airflow-provider-oms")
+        assert headers["Accept"] == "*/*"
+        assert "gzip" in headers["Accept-Encoding"]
+        assert headers["Authorization"].startswith(f"SDK-HMAC-SHA256 Access={AK}, ")
+        assert headers["X-Project-Id"] == EMULATOR_PROJECT_ID
+        assert "Cookie" not in headers
+
+
 # -- source credentials from the connections users already have --------------------------------------
 
 
