@@ -24,9 +24,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The whole suite, then the distributed deployment test (its own venv, ~6 minutes) and the web UI test.
+# The whole suite (in PYTEST_WORKERS processes, a test file's tests together), then the distributed deployment
+# test (its own venv, ~6 minutes) and the web UI test. `make test PYTEST_WORKERS=0` runs the suite in one process.
+PYTEST_WORKERS ?= 2
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 	$(MAKE) test-openlineage
 	$(MAKE) test-distributed
 	$(MAKE) test-ui
@@ -43,16 +45,18 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 # A real distributed deployment on 127.0.0.1 (CeleryExecutor, PostgreSQL and Redis from PyPI wheels, two workers,
-# two triggerers) in its own .venv-distributed; rewrites the measured section of docs/deployment.md.
+# two triggerers) in .venv-distributed (shared with the web UI test); rewrites the measured section of docs/deployment.md.
 # `make test-distributed DIST_ARGS="-k fan_out"` passes pytest arguments.
 DIST_VENV := .venv-distributed
 DIST_STAMP := $(DIST_VENV)/.installed-stamp
 DIST_ARGS ?=
 
-$(DIST_STAMP): pyproject.toml tests/distributed/requirements.txt
+# The web UI test (below) runs in the same venv: one Airflow 3.3.2 install serves both.
+$(DIST_STAMP): pyproject.toml tests/distributed/requirements.txt tests/ui/requirements.txt
 	@start=$$(date +%s); \
 	$(PYTHON) -m venv $(DIST_VENV) && \
 	$(DIST_VENV)/bin/python -m pip install --quiet -e . -r tests/distributed/requirements.txt \
+		-r tests/ui/requirements.txt \
 		2> $(DIST_VENV)/pip-install.log || { cat $(DIST_VENV)/pip-install.log; exit 1; }; \
 	echo $$(( $$(date +%s) - start )) > $(DIST_VENV)/install-seconds; \
 	echo "$(DIST_VENV) installed in $$(cat $(DIST_VENV)/install-seconds) s"
@@ -78,19 +82,12 @@ test-openlineage: $(OL_STAMP)
 	OMS_REQUIRE_OPENLINEAGE=1 $(OL_VENV)/bin/python -m pytest tests/lineage -p no:cacheprovider $(OL_ARGS)
 
 # Airflow's web UI in a real headless Chromium (Debian's `chromium`, installed with apt-get when missing) against a
-# deployment on 127.0.0.1 and the emulator, in .venv-ui/ (Playwright). `make test-ui UI_ARGS="-k log"` passes pytest
-# arguments; `make screenshots` runs the same scenarios and rewrites docs/images/*.png.
-UI_VENV := .venv-ui
-UI_STAMP := $(UI_VENV)/.installed-stamp
+# deployment on 127.0.0.1 and the emulator, with Playwright in .venv-distributed/ (shared with the distributed test).
+# `make test-ui UI_ARGS="-k log"` passes pytest arguments; `make screenshots` runs the same scenarios and rewrites
+# docs/images/*.png.
+UI_VENV := $(DIST_VENV)
+UI_STAMP := $(DIST_STAMP)
 UI_ARGS ?=
-
-$(UI_STAMP): pyproject.toml tests/ui/requirements.txt
-	@start=$$(date +%s); \
-	$(PYTHON) -m venv $(UI_VENV) && \
-	$(UI_VENV)/bin/python -m pip install --quiet -e . -r tests/ui/requirements.txt \
-		2> $(UI_VENV)/pip-install.log || { cat $(UI_VENV)/pip-install.log; exit 1; }; \
-	echo "$(UI_VENV) installed in $$(( $$(date +%s) - start )) s"
-	touch $(UI_STAMP)
 
 test-ui: $(UI_STAMP)
 	sh tests/ui/install_browser.sh
@@ -101,4 +98,4 @@ screenshots: $(UI_STAMP)
 	OMS_UI=1 OMS_UI_SCREENSHOTS=$(CURDIR)/docs/images $(UI_VENV)/bin/python -m pytest tests/ui -p no:cacheprovider -v $(UI_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-matrix .venv-distributed $(OL_VENV) $(UI_VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-matrix $(DIST_VENV) $(OL_VENV) .venv-ui .demo .pytest_cache .mypy_cache .ruff_cache
