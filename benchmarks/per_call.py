@@ -146,9 +146,10 @@ class PreparedFloorClient(FloorClient):
     """
     The floor on the hook's send path: requests' documented prepared request and ``Session.send``.
 
-    ``Session.request`` merges the session's cookies, environment and settings into each request; a client that
-    prepares its complete, signed request itself skips that, as the hook does. The difference between this row
-    and the floor is what that path saves; between this row and the hook, the hook's own work.
+    ``Session.request`` merges the session's cookies (into a fresh jar), environment and settings into each
+    request; a client that prepares its complete, signed request itself skips that, as the hook does. The
+    difference between this row and the floor is what that path saves; between this row and the hook, the hook's
+    own work.
     """
 
     name = "bare requests, pre-signed, prepared + Session.send"
@@ -156,7 +157,11 @@ class PreparedFloorClient(FloorClient):
     def _send(self, action: str, task_id: str) -> requests.Response:
         call = self.calls[(action, task_id)]
         prepared = requests.Request(
-            call.method, call.url, headers={**self.session.headers, **call.headers}, data=call.body or None
+            call.method,
+            call.url,
+            headers={**self.session.headers, **call.headers},
+            data=call.body or None,
+            cookies=self.session.cookies,
         ).prepare()
         return self._checked(action, self.session.send(prepared, allow_redirects=False))
 

@@ -162,11 +162,16 @@ class OMSHook(BaseHook):
         config = self.config
         session = self.session
         try:
-            # requests' documented "prepared request" path: the request is signed here and complete, so the
-            # session's per-call merging (cookies, environment, settings) is skipped; the session keeps the
-            # connections alive. Its default headers (Accept, Accept-Encoding...) are sent as before.
+            # requests' documented "prepared request" path: the request is signed here and complete, so
+            # Session.request's per-call merging (a fresh cookie jar, the environment, settings) is skipped. What
+            # goes on the wire is the same: the session's default headers (Accept, Accept-Encoding...) under
+            # ours, and the cookies its jar holds.
             prepared = requests.Request(
-                call.method, call.url, headers={**session.headers, **call.headers}, data=call.body or None
+                call.method,
+                call.url,
+                headers={**session.headers, **call.headers},
+                data=call.body or None,
+                cookies=session.cookies,
             ).prepare()
             response = session.send(
                 prepared, timeout=config.timeout, verify=config.verify, allow_redirects=False, stream=True

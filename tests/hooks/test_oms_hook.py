@@ -373,7 +373,7 @@ def test_one_session_serves_every_call(oms_emulator, oms_conn):
 
 def test_what_goes_on_the_wire(set_connection):
     # The hook prepares each signed request itself and sends it with Session.send: the session's default headers
-    # still go out, ours win, and a cookie the server sets is not sent back (OMS uses none; see the hook's _send).
+    # still go out, ours win, and a cookie the server set comes back on the next call, as with Session.request.
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -407,13 +407,14 @@ def test_what_goes_on_the_wire(set_connection):
         server.shutdown()
         server.server_close()
     assert len(seen) == 2
+    assert "Cookie" not in seen[0]
+    assert seen[1]["Cookie"] == "lb=sticky"
     for headers in seen:
         assert headers["User-Agent"].startswith("airflow-provider-oms")
         assert headers["Accept"] == "*/*"
         assert "gzip" in headers["Accept-Encoding"]
         assert headers["Authorization"].startswith(f"SDK-HMAC-SHA256 Access={AK}, ")
         assert headers["X-Project-Id"] == EMULATOR_PROJECT_ID
-        assert "Cookie" not in headers
 
 
 # -- source credentials from the connections users already have --------------------------------------

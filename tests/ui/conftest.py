@@ -2,8 +2,8 @@
 Fixtures of the web UI tests: the OMS emulator, a real Airflow deployment on 127.0.0.1 (the one of
 tests/deployment), and a headless Chromium driven by Playwright, one of each per module.
 
-These tests need Playwright (in .venv-distributed, beside Airflow 3.3.2) and a system Chromium: `make test-ui` makes both
-and runs them with OMS_UI=1. Without it (a plain `pytest`, `make test` before its last step) they are not
+These tests need Playwright (in .venv-distributed, beside Airflow 3.3.2) and a system Chromium: `make test-ui`
+makes both and runs them with OMS_UI=1. Without it (a plain `pytest`, `make test` before its last step) they are not
 collected at all, rather than failing for a missing Playwright or passing as skipped.
 
 Screenshots go to a temporary folder, or to OMS_UI_SCREENSHOTS when it is set (`make screenshots` sets it to
