@@ -178,6 +178,11 @@ class Series:
         self.errors: Counter[str] = Counter()
         self.connections = 0
 
+    @property
+    def cpu_per_call(self) -> float:
+        """Client CPU seconds per timed call."""
+        return self.cpu / self.calls
+
     def time(self, call: Callable[[str], Any], task_id: str, count: int, after: Callable[[str], Any] | None) -> None:
         """Make ``count`` calls, timing each by itself; ``after`` runs untimed after each."""
         process_time, perf_counter = time.process_time, time.perf_counter
@@ -342,15 +347,15 @@ def run(sizes: Sizes, scratch: Path) -> Section:
         sdk = results[(clients[1].name, kind)]
         for client in clients:
             series = results[(client.name, kind)]
-            cpu = series.cpu / series.calls
+            cpu = series.cpu_per_call
             wanted = "GET show" if kind == "show" else "POST start"
             rows.append(
                 [
                     kind,
                     client.name,
                     us(cpu),
-                    f"{cpu / (floor.cpu / floor.calls):.2f}x",
-                    f"{cpu / (sdk.cpu / sdk.calls):.2f}x",
+                    f"{cpu / floor.cpu_per_call:.2f}x",
+                    f"{cpu / sdk.cpu_per_call:.2f}x",
                     f"{series.calls / series.wall:,.0f}",
                     us(sorted(series.walls)[len(series.walls) // 2]),
                     f"{series.requests[wanted] / series.calls:.2f}",
@@ -378,8 +383,8 @@ def run(sizes: Sizes, scratch: Path) -> Section:
     )
     hook_name, floor_name = clients[0].name, clients[2].name
     for kind in ("show", "start"):
-        hook_cpu = results[(hook_name, kind)].cpu / results[(hook_name, kind)].calls
-        floor_cpu = results[(floor_name, kind)].cpu / results[(floor_name, kind)].calls
+        hook_cpu = results[(hook_name, kind)].cpu_per_call
+        floor_cpu = results[(floor_name, kind)].cpu_per_call
         over = hook_cpu / floor_cpu - 1
         why = ""
         if over > TARGET_OVER_FLOOR:
@@ -404,12 +409,13 @@ def run(sizes: Sizes, scratch: Path) -> Section:
         )
     prepared_name = clients[3].name
     for kind in ("show", "start"):
-        cpu = {name: results[(name, kind)].cpu / results[(name, kind)].calls for name in (hook_name, floor_name)}
-        prepared_cpu = results[(prepared_name, kind)].cpu / results[(prepared_name, kind)].calls
+        hook_cpu, floor_cpu, prepared_cpu = (
+            results[(name, kind)].cpu_per_call for name in (hook_name, floor_name, prepared_name)
+        )
         section.notes.append(
             f"{kind}: the hook sends a prepared request with `Session.send`, which by itself costs "
-            f"{us(cpu[floor_name] - prepared_cpu)} less than the floor's `Session.request`; the hook's own work "
-            f"(checks, signing, retry wrapper, capped read, parsing) costs {us(cpu[hook_name] - prepared_cpu)} over "
+            f"{us(floor_cpu - prepared_cpu)} less than the floor's `Session.request`; the hook's own work "
+            f"(checks, signing, retry wrapper, capped read, parsing) costs {us(hook_cpu - prepared_cpu)} over "
             "that same send path."
         )
     section.notes.append(
