@@ -14,6 +14,8 @@ except ImportError:  # Airflow 3.1
         AirflowTaskTimeout,
     )
 
+from airflow_provider_oms.version_compat import AirflowFailException
+
 __all__ = [
     "AirflowException",
     "AirflowSkipException",
@@ -21,6 +23,7 @@ __all__ = [
     "OMSApiError",
     "OMSError",
     "OMSMigrationError",
+    "OMSRefusedError",
     "OMSSensorTimeout",
     "OMSValidationError",
     "connection_test_failure",
@@ -72,8 +75,9 @@ class OMSApiError(OMSError):
         self.may_have_applied = may_have_applied
         self.retry_after = retry_after
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # keep the attributes when pickled
-        return (_rebuild_api_error, (str(self), {name: getattr(self, name) for name in _API_ERROR_FIELDS}))
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # keep the class and the attributes when pickled
+        attributes = {name: getattr(self, name) for name in _API_ERROR_FIELDS}
+        return (_rebuild_api_error, (type(self), str(self), attributes))
 
 
 _API_ERROR_FIELDS = (
@@ -87,8 +91,28 @@ _API_ERROR_FIELDS = (
 )
 
 
-def _rebuild_api_error(message: str, attributes: dict[str, Any]) -> OMSApiError:
-    return OMSApiError(message, **attributes)
+def _rebuild_api_error(cls: type[OMSApiError], message: str, attributes: dict[str, Any]) -> OMSApiError:
+    return cls(message, **attributes)
+
+
+class OMSRefusedError(OMSApiError, AirflowFailException):
+    """
+    OMS refused a request for a reason that a retry cannot change: Airflow fails the task once, without retries.
+
+    A finished task started again, a task that does not exist, a request that OMS finds invalid. Built with
+    :meth:`from_refusal`, it keeps the refusal's HTTP status, error code and request id.
+    """
+
+    @classmethod
+    def from_refusal(cls, err: OMSApiError, message: str) -> OMSRefusedError:
+        """
+        Return the error to fail with: ``message`` (what happened and what to do), then OMS's own words.
+
+        :param err: OMS's refusal.
+        :param message: what the task read back says about it, and what to do.
+        """
+        attributes = {name: getattr(err, name) for name in _API_ERROR_FIELDS}
+        return cls(f"{message}. OMS said: {err}", **{**attributes, "transient": False})
 
 
 class OMSMigrationError(OMSError):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_oms.constants import (
+    ERROR_NOT_FOUND,
     MAX_CLOCK_SKEW_SECONDS,
     STARTABLE_STATUSES,
     STARTED_STATUSES,
@@ -19,8 +21,43 @@ from airflow_provider_oms.operators.migration_wait import MigrationWaitOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_oms.exceptions import OMSApiError, OMSRefusedError
+
 # The hook, the validation and the waiting logic are imported where they are first used: a DAG file imports this
 # module every time it is parsed, and calls nothing.
+
+
+#: Where the docs explain the pipeline that runs on a schedule (named in the refusal of a finished task).
+RECURRING_RECIPE_DOCS = "docs/operators.md, 'A pipeline that runs on a schedule'"
+
+
+def _refused(refusal: OMSApiError, task_id: str, task: Mapping[str, Any], context: Context) -> OMSRefusedError:
+    """Say why OMS refused to start a task, from the task read back, and what to do; Airflow will not retry."""
+    from airflow_provider_oms.exceptions import OMSRefusedError
+
+    status = task.get("status")
+    if status == TaskStatus.SUCCEEDED:
+        message = (
+            f"OMS migration task {task_id} already succeeded (its last run began {_when(task.get('start_time'))}"
+            f"{', before this DAG run' if not _finished_during_this_run(task, context) else ''}) and "
+            "OMS cannot start a finished task again. For a pipeline that runs on a schedule, create a task per run: "
+            "CreateMigrationTaskOperator with migrate_since (only what changed since the data interval began), "
+            f"see {RECURRING_RECIPE_DOCS}. StartMigrationTaskOperator resumes or retries a paused or failed task"
+        )
+    elif status in STARTED_STATUSES:
+        message = (
+            f"OMS migration task {task_id} is already {status_name(status)}, started outside this Airflow task (the "
+            "OMS console, another DAG run, another tool): wait for it with MigrationTaskSensor, or stop it first"
+        )
+    else:
+        message = f"OMS refused to start migration task {task_id} ({status_name(status)}); a retry would be refused too"
+    return OMSRefusedError.from_refusal(refusal, message)
+
+
+def _when(milliseconds: Any) -> str:
+    if not isinstance(milliseconds, (int, float)) or isinstance(milliseconds, bool) or not milliseconds:
+        return "at an unknown time"
+    return datetime.fromtimestamp(milliseconds / 1000, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def _try_number(context: Context) -> int:
@@ -117,39 +154,64 @@ class StartMigrationTaskOperator(MigrationWaitOperator):
         """
         Start the task; on a retry, take over what an earlier try started instead of starting it twice.
 
+        A refusal is judged from the task read back, not from its error code (OMS's codes for "finished" differ
+        between calls and are not all documented): what a retry cannot change fails the Airflow task once
+        (:class:`~airflow_provider_oms.exceptions.OMSRefusedError`), what may change later is raised for
+        Airflow to retry.
+
         :return: the fingerprint of the task before the start (``None`` when nothing was started), and the task
             when it has already succeeded (an earlier try's start ran it to the end), else ``None``.
         """
-        from airflow_provider_oms.exceptions import OMSApiError
+        from airflow_provider_oms.exceptions import OMSApiError, OMSRefusedError
         from airflow_provider_oms.waiting import fingerprint
 
         body = self._start_body(failed_only=failed_only)  # every input is checked before the first request
         # What a stale read after the start would look like; not needed when nothing waits for the outcome.
-        before = self.hook.get_task(task_id) if self.wait_for_completion else None
+        before = self._read_or_refuse(task_id) if self.wait_for_completion else None
         try:
             self._start(task_id, failed_only=failed_only, body=body)
             return None if before is None else fingerprint(before), None
         except OMSApiError as err:
-            # An earlier try of this Airflow task may have started the OMS task and then died (a lost worker).
-            # The refusal's error code is not documented for every case: judge from the task read back.
-            if _try_number(context) <= 1 or err.http_status is None or err.transient:
-                raise
-            task = self.hook.get_task(task_id)
-            while task.get("status") == TaskStatus.PAUSING:  # the earlier try's kill is pausing it
-                time.sleep(min(poll_interval, 5.0))
-                task = self.hook.get_task(task_id)
-            status = task.get("status")
-            earlier = f"started by an earlier try, {_try_number(context) - 1}"
-            if status in STARTED_STATUSES:
-                self.log.warning("OMS migration task %s is already running (%s); waiting for it", task_id, earlier)
-                return None, None
-            if status == TaskStatus.SUCCEEDED and _finished_during_this_run(task, context):
-                self.log.warning("OMS migration task %s has already succeeded (%s)", task_id, earlier)
-                return None, task
-            if status in STARTABLE_STATUSES:  # paused meanwhile: resume it, as a start is asked to
-                self._start(task_id, failed_only=failed_only, body=body)
-                return fingerprint(task), None
+            if err.http_status is None or err.transient:
+                raise  # OMS could not answer: Airflow's retry may get through
+            refusal = err
+        try:
+            task = self._read_or_refuse(task_id)
+        except OMSRefusedError:
             raise
+        except OMSApiError:
+            raise refusal from None  # the read back failed too: Airflow's retry may see more
+        retry = _try_number(context) > 1
+        while retry and task.get("status") == TaskStatus.PAUSING:  # the earlier try's kill is pausing it
+            time.sleep(min(poll_interval, 5.0))
+            task = self.hook.get_task(task_id)
+        status = task.get("status")
+        earlier = f"started by an earlier try, {_try_number(context) - 1}"
+        if retry and status in STARTED_STATUSES:
+            # An earlier try of this Airflow task started it and then died (a lost worker).
+            self.log.warning("OMS migration task %s is already running (%s); waiting for it", task_id, earlier)
+            return None, None
+        if retry and status == TaskStatus.SUCCEEDED and _finished_during_this_run(task, context):
+            self.log.warning("OMS migration task %s has already succeeded (%s)", task_id, earlier)
+            return None, task
+        if retry and status in STARTABLE_STATUSES:  # paused meanwhile: resume it, as a start is asked to
+            self._start(task_id, failed_only=failed_only, body=body)
+            return fingerprint(task), None
+        if status == TaskStatus.PAUSING:
+            raise refusal  # it is being paused: a retry can start it once it is paused
+        raise _refused(refusal, task_id, task, context)
+
+    def _read_or_refuse(self, task_id: str) -> dict[str, Any]:
+        """Read the task; one that does not exist fails the Airflow task once (a retry cannot create it)."""
+        from airflow_provider_oms.exceptions import OMSApiError, OMSRefusedError
+
+        try:
+            return self.hook.get_task(task_id)
+        except OMSApiError as err:
+            if err.error_code != ERROR_NOT_FOUND:
+                raise
+            message = f"OMS migration task {task_id} does not exist in this project: check migration_task_id"
+            raise OMSRefusedError.from_refusal(err, message) from None
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Check the input, start the OMS task, then wait for it (here or in the triggerer) unless told not to."""
