@@ -25,6 +25,7 @@ EMULATOR_MAX_LINES = 725
 DAG_FILE_IMPORTS = (
     "airflow_provider_oms.operators.oms",
     "airflow_provider_oms.operators.lifecycle",
+    "airflow_provider_oms.operators.housekeeping",
     "airflow_provider_oms.sensors.oms",
 )
 LAZY = (

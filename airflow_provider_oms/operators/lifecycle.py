@@ -8,9 +8,8 @@ its earlier try created instead of creating another (OMS caps creations per day)
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -26,6 +25,14 @@ from airflow_provider_oms.constants import (
 )
 from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
 from airflow_provider_oms.operators.base import OMSHookMixin
+from airflow_provider_oms.operators.markers import (
+    find_by_marker,
+    is_retry,
+    lookup_markers,
+    not_before_ms,
+    run_marker,
+    with_marker,
+)
 from airflow_provider_oms.operators.migration_wait import MigrationWaitOperator
 
 if TYPE_CHECKING:
@@ -33,65 +40,6 @@ if TYPE_CHECKING:
 
 # The hook, the validation and the waiting logic are imported where they are first used: a DAG file imports this
 # module every time it is parsed, and calls nothing.
-
-#: How far back a retry looks for what its earlier try created: pages of 100, newest first.
-_LOOKUP_PAGES = 10
-_DESCRIPTION_MAX = 255
-
-
-def _int(value: Any, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-def first_try_of_this_clear(context: Context, retries: int | None) -> int:
-    """
-    Return the try number this task instance started from since it was last cleared (1 if never cleared).
-
-    Clearing sets ``max_tries`` to the try number plus the task's retries, so the tries since then begin at
-    ``max_tries - retries + 1`` (Airflow's own sensors count reschedules from there too).
-
-    :param context: the task's context.
-    :param retries: the task's ``retries``.
-    """
-    ti = context["ti"]
-    try_number = _int(getattr(ti, "try_number", 1), 1)
-    max_tries = getattr(ti, "max_tries", None)
-    if not isinstance(max_tries, int) or isinstance(max_tries, bool):
-        return 1  # not known here: as if never cleared
-    return min(max(max_tries - _int(retries, 0) + 1, 1), try_number)
-
-
-def run_marker(context: Context, retries: int | None = 0) -> str:
-    """
-    Return a short token naming this task instance and clear (DAG, run, task, map index), kept in what it creates.
-
-    Retries of one try share it, so a retry finds what its earlier try created; a clear starts a new one, so a
-    cleared task creates anew instead of passing at once on what an earlier, finished try created.
-    """
-    ti = context["ti"]
-    key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
-    first_try = first_try_of_this_clear(context, retries)
-    if first_try > 1:
-        key += f"/cleared-at-try-{first_try}"
-    return "airflow-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def _with_marker(description: Any, marker: str) -> str:
-    text = str(description or "").strip()
-    room = _DESCRIPTION_MAX - len(marker) - 1
-    return f"{text[:room]} {marker}".strip()
-
-
-def _find_by_marker(list_page: Callable[..., dict[str, Any]], items_key: str, id_key: str, marker: str) -> str | None:
-    """Return the id of the first listed item whose description holds ``marker``, reading pages of 100."""
-    for page in range(_LOOKUP_PAGES):
-        items = list_page(limit=100, offset=page * 100).get(items_key) or []
-        for item in items:
-            if marker in str(item.get("description") or ""):
-                return str(item[id_key])
-        if len(items) < 100:
-            return None
-    return None
 
 
 class _OMSOperator(OMSHookMixin, BaseOperator):
@@ -110,19 +58,19 @@ class _OMSOperator(OMSHookMixin, BaseOperator):
         *,
         kind: str,
         create: Callable[[dict[str, Any]], dict[str, Any]],
-        find: Callable[[str], str | None],
+        find: Callable[[Collection[str], float | None], str | None],
         id_key: str,
         tokenless_call: str | None = None,
     ) -> tuple[str, bool]:
         """Create unless an earlier try since the last clear already did; return the id and whether reused."""
         marker = run_marker(context, self.retries)
-        if _int(getattr(context["ti"], "try_number", 1), 1) > first_try_of_this_clear(context, self.retries):
-            found = find(marker)
+        if is_retry(context, self.retries):
+            found = find(lookup_markers(context, self.retries), not_before_ms(context))
             if found is not None:
                 self.log.info("Reusing OMS %s %s created by an earlier try (marker %s)", kind, found, marker)
                 return found, True
         body = self.hook.build_create_task_body(
-            {**definition, "description": _with_marker(definition.get("description"), marker)},
+            {**definition, "description": with_marker(definition.get("description"), marker)},
             source_conn_id=self.source_conn_id,  # type: ignore[attr-defined]
             destination_conn_id=self.destination_conn_id,  # type: ignore[attr-defined]
             tokenless_call=tokenless_call,
@@ -202,7 +150,7 @@ class CreateMigrationTaskOperator(MigrationWaitOperator, _OMSOperator):
             _migrate_since(self.task_definition),
             kind="migration task",
             create=self.hook.create_task,
-            find=lambda marker: _find_by_marker(self.hook.list_tasks, "tasks", "id", marker),
+            find=lambda markers, since: find_by_marker(self.hook.list_tasks, "tasks", "id", markers, since),
             id_key="id",
         )
         if not self.wait_for_completion:
@@ -334,7 +282,9 @@ class CreateMigrationTaskGroupOperator(_OMSOperator):
             self.group_definition,
             kind="task group",
             create=self.hook.create_task_group,
-            find=lambda marker: _find_by_marker(self.hook.list_task_groups, "taskgroups", "group_id", marker),
+            find=lambda markers, since: find_by_marker(
+                self.hook.list_task_groups, "taskgroups", "group_id", markers, since
+            ),
             id_key="group_id",
             tokenless_call="create task group",  # its nodes have no security_token
         )

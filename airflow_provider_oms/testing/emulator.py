@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.testing import (
     EMULATOR_AK,
     EMULATOR_IAM_DOMAIN,
@@ -315,6 +316,40 @@ class OMSEmulator:
         :raises TimeoutError: if it does not within ``timeout`` seconds.
         """
         return self._store.wait_for_status(task_id, statuses, timeout)
+
+    def add_finished_tasks(self, body: Any, count: int = 1, *, status: int = TaskStatus.SUCCEEDED) -> list[int]:
+        """
+        Add ``count`` tasks that ran earlier and ended, from one CreateTaskReq body, without running them.
+
+        For tests of a long task list (thousands of tasks in a moment, where creates over HTTP would take
+        minutes); not counted in :attr:`applied_creates`. :meth:`backdate_task` moves one into the past.
+
+        :param body: a CreateTaskReq body (checked like a create's; its credentials are dropped).
+        :param count: how many.
+        :param status: succeeded (5), failed (4) or paused (3).
+        :return: the ids, oldest first.
+        """
+        return self._store.add_finished_tasks(body, count, status=status)
+
+    def backdate_task(self, task_id: int | str, seconds: float) -> dict[str, Any]:
+        """
+        Move a task that is not in progress ``seconds`` into the past (its ``start_time``), as if it had run then.
+
+        A migration of last night, for a test of tonight's run.
+
+        :return: the task, as the show-task API returns it.
+        :raises ValueError: if the task is in progress.
+        """
+        return self._store.backdate_task(task_id, seconds)
+
+    def list_tasks(self) -> list[dict[str, Any]]:
+        """Return every migration task, newest first, as show-task does (no page limit, no start lag)."""
+        tasks: list[dict[str, Any]] = []
+        while True:
+            page = self._store.list_tasks(limit=100, offset=len(tasks))["tasks"]
+            tasks.extend(page)
+            if len(page) < 100:
+                return tasks
 
     def pause_task(self, task_id: int | str) -> None:
         """Pause a task as the stop-task API does, without a signed request."""

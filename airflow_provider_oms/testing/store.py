@@ -181,6 +181,41 @@ class TaskStore:
         ]
         return {"tasks": matching[offset : offset + limit], "count": len(matching)}
 
+    def backdate_task(self, task_id: int | str, seconds: float) -> dict[str, Any]:
+        """Move a task that is not in progress ``seconds`` into the past, as if it had run that much earlier."""
+        with self._lock:
+            task = self._lookup(task_id)
+            if task.status in IN_PROGRESS_STATUSES:
+                raise ValueError(f"task {task_id} is in progress: only a finished or paused task can be backdated")
+            task.start_time = max(0, task.start_time - int(seconds * 1000))
+            return task.to_json()
+
+    def add_finished_tasks(self, body: Any, count: int = 1, *, status: int = TaskStatus.SUCCEEDED) -> list[int]:
+        """
+        Add ``count`` tasks from one CreateTaskReq body that ran earlier and ended, without running them.
+
+        For tests of a long task list (thousands of tasks in a moment): the body is checked like a create's, the
+        tasks are not counted as creates, their ``start_time`` is now and their counters are zero;
+        :meth:`backdate_task` moves one into the past.
+
+        :param status: succeeded (5), failed (4) or paused (3).
+        :return: the ids, oldest first.
+        """
+        spec = parse_create_body(body)
+        final = TaskStatus(status)
+        if final not in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.PAUSED):
+            raise ValueError(f"status must be succeeded (5), failed (4) or paused (3), got {status!r}")
+        with self._lock:
+            ids = []
+            for _ in range(count):
+                task_id = self._next_id()
+                self._tasks[task_id] = TaskRecord(
+                    id=task_id, name=f"oms-task-{task_id}", spec=spec, status=final, start_time=now_ms()
+                )
+                ids.append(task_id)
+            self._changed.notify_all()
+        return ids
+
     def get_task(self, task_id: int | str) -> dict[str, Any]:
         """Return the task as it is (for tests; not lagging behind a start)."""
         with self._lock:
@@ -291,15 +326,18 @@ class TaskStore:
         self, spec: TaskSpec, *, group_id: str | None, bandwidth_policy: tuple[dict[str, Any], ...]
     ) -> TaskRecord:
         """Create a task and begin its first run. Call under the lock."""
-        # ~15-digit ids that grow, like the real service's.
-        task_id = max(self._last_id + 1, now_ms() * 100)
-        self._last_id = task_id
+        task_id = self._next_id()
         task = TaskRecord(
             id=task_id, name=f"oms-task-{task_id}", spec=spec, group_id=group_id, bandwidth_policy=bandwidth_policy
         )
         self._tasks[task_id] = task
         self._engine.begin_run(task, failed_only=False)
         return task
+
+    def _next_id(self) -> int:
+        """Return a new task id: ~15 digits that grow, like the real service's. Call under the lock."""
+        self._last_id = max(self._last_id + 1, now_ms() * 100)
+        return self._last_id
 
     def _restart(self, task: TaskRecord, *, migrate_failed_object: bool) -> None:
         """Begin a new run of a paused or failed task. Call under the lock."""
