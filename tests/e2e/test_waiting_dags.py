@@ -195,3 +195,22 @@ def test_sensor_fails_on_a_failed_task_with_the_reason(emulator, airflow, dag_id
     failed = emulator.wait_for_status(task_id, {TaskStatus.FAILED}, timeout=20)
     assert f"OMS migration task {task_id} failed: {failed['error_reason']['error_code']}" in result.output
     assert failed["failed_object_record"]["list_file_key"] in result.output
+
+
+def test_a_nightly_start_of_a_finished_task_fails_at_once_naming_the_recipe(emulator, airflow):
+    """The second night of a DAG that starts one existing task: OMS refuses; no Airflow retry, one start sent."""
+    hook = OMSHook(CONN_ID)
+    task_id = create_sample_task(emulator, hook, files=2)
+    emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED}, timeout=20)
+    emulator.backdate_task(task_id, 24 * 3600)  # the first night's migration, a day ago
+    emulator.reset_requests()
+
+    result = airflow.dags_test("oms_test_nightly_start", {"migration_task_id": task_id})
+
+    assert not result.succeeded, result.output[-3000:]
+    starts = [r for r in emulator.requests if r.method == "POST" and r.path.endswith("/start")]
+    assert len(starts) == 1, f"one start request in all, no Airflow retry; got {len(starts)}"
+    assert "already succeeded" in result.output
+    assert "CreateMigrationTaskOperator with migrate_since" in result.output
+    assert "A pipeline that runs on a schedule" in result.output
+    no_secret_in(result.output)

@@ -61,3 +61,6 @@ exec_timeout_deferrable_keep = start_dag(
     deferrable=True,
     cancel_on_kill=False,
 )
+# A nightly start of one task, as a README reader might write it: it has retries, which must not be spent on a
+# refusal that no retry can change (the task finished on an earlier night).
+nightly_start = start_dag("oms_test_nightly_start", retries=2, retry_delay=timedelta(seconds=1))
