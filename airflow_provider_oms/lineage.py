@@ -172,9 +172,38 @@ def emit_asset_events(
             if uri is None:
                 log.warning("No destination known for asset alias %r; no asset event added", outlet.name)
                 continue
-            outlet_events[outlet].add(Asset(uri), extra=dict(extra))
+            _add_destination(outlet_events[outlet], uri, dict(extra))
         elif isinstance(outlet, Asset):
             outlet_events[outlet].extra = dict(extra)
+
+
+def _add_destination(alias_events: Any, uri: str, extra: dict[str, Any]) -> None:
+    """
+    Add the destination to an AssetAlias outlet's events as the asset that exists for its URI.
+
+    Airflow keys an asset by name *and* URI: ``Asset("obs://b/p/")`` (named ``obs://b/p/``) and
+    ``Asset("obs://b/p")`` share the URI ``obs://b/p`` but are two assets, and an event on one queues no consumer
+    scheduled on the other. So the destination is added as ``Asset.ref(uri=...)``, which the task SDK resolves
+    (at ``add()``, through the execution API) to the active asset of that URI, in whatever form the DAGs declared
+    it; only when there is none yet (``ASSET_NOT_FOUND``) is it added in the canonical form: name = URI, without
+    the trailing slash. Airflow 3.1.3 and later resolve a ref in ``add()`` alike.
+
+    :param alias_events: ``context["outlet_events"][alias]``.
+    :param uri: the destination, ``obs://{bucket}/{save_prefix}``, its trailing slash or not.
+    :param extra: the asset event's extra.
+    """
+    from airflow.sdk import Asset
+    from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
+
+    canonical = Asset(uri).uri  # normalised (no trailing slash): a ref by a URI ending in "/" matches no asset
+    try:
+        alias_events.add(Asset.ref(uri=canonical), extra=extra)
+    except AirflowRuntimeError as err:
+        if err.error.error != ErrorType.ASSET_NOT_FOUND:
+            raise
+        # The task supervisor has logged "Asset not found" for the lookup (its process, out of this one's reach).
+        log.info("No DAG declares an asset of %s: adding it to the alias as Asset(%r)", canonical, canonical)
+        alias_events.add(Asset(name=canonical, uri=canonical), extra=extra)
 
 
 def report_hook_lineage(hook: Any, task: Mapping[str, Any], *, account: str | None = None) -> None:
