@@ -33,6 +33,8 @@ def status_name(code: object) -> str:
 STARTABLE_STATUSES = frozenset({TaskStatus.PAUSED, TaskStatus.FAILED})
 #: Statuses of a task that a start has set going (what a start whose answer was lost, or a retry, finds).
 STARTED_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRYING})
+#: Statuses in which a task moves on by itself (what cannot be deleted, what a wait waits through).
+IN_PROGRESS_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRYING, TaskStatus.PAUSING})
 #: After a stop whose answer was lost, a task in these statuses was stopped by it.
 STOPPED_STATUSES = frozenset({TaskStatus.PAUSING, TaskStatus.PAUSED})
 #: Default connection id of the hook, the operators and the sensors.

@@ -75,6 +75,17 @@ class OMSApiError(OMSError):
         self.may_have_applied = may_have_applied
         self.retry_after = retry_after
 
+    @property
+    def is_refusal(self) -> bool:
+        """
+        Whether OMS answered and refused the request itself: HTTP 4xx, not throttling, not authentication.
+
+        The same request would be refused again; whether a retry can change that depends on the object's state,
+        which the caller reads back. Credentials (401, 403) are left out: a fixed connection or clock changes them.
+        """
+        status = self.http_status
+        return status is not None and 400 <= status < 500 and status not in (401, 403, 408, 429) and not self.transient
+
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # keep the class and the attributes when pickled
         attributes = {name: getattr(self, name) for name in _API_ERROR_FIELDS}
         return (_rebuild_api_error, (type(self), str(self), attributes))

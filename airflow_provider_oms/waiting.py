@@ -14,10 +14,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from airflow_provider_oms.constants import TaskStatus, status_name
+from airflow_provider_oms.constants import IN_PROGRESS_STATUSES, TaskStatus, status_name
 
-#: Statuses in which a task moves on by itself.
-IN_PROGRESS_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRYING, TaskStatus.PAUSING})
 #: Fields of the task object kept in trigger events and in the operator's result: progress and outcome.
 SUMMARY_FIELDS = (
     "status",

@@ -20,10 +20,12 @@ from airflow_provider_oms.constants import (
     ERROR_TASK_NOT_IN_PROGRESS,
     GROUP_PAUSED,
     GROUP_PAUSING,
+    IN_PROGRESS_STATUSES,
     STARTABLE_STATUSES,
     TaskStatus,
+    status_name,
 )
-from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError
+from airflow_provider_oms.exceptions import OMSApiError, OMSRefusedError, OMSValidationError
 from airflow_provider_oms.operators.base import OMSHookMixin
 from airflow_provider_oms.operators.markers import (
     find_by_marker,
@@ -75,7 +77,13 @@ class _OMSOperator(OMSHookMixin, BaseOperator):
             destination_conn_id=self.destination_conn_id,  # type: ignore[attr-defined]
             tokenless_call=tokenless_call,
         )
-        created = create(body)
+        try:
+            created = create(body)
+        except OMSApiError as err:
+            if not err.is_refusal:
+                raise
+            # Nothing was created: the same definition would be refused again.
+            raise OMSRefusedError.from_refusal(err, f"OMS refused to create the {kind}; fix its definition") from None
         created_id = str(created[id_key])
         self.log.info("Created OMS %s %s", kind, created_id)
         return created_id, False
@@ -189,6 +197,15 @@ class _TaskOperator(_OMSOperator):
 
         return check_path_value("migration_task_id", self.migration_task_id, "task_id")
 
+    def _status_after_refusal(self, task_id: str, refusal: OMSApiError) -> Any:
+        """Read the task's status after OMS refused a call on it; a task that does not exist fails once."""
+        try:
+            return self.hook.get_task(task_id).get("status")
+        except OMSApiError as err:
+            if err.error_code != ERROR_NOT_FOUND:
+                raise refusal from None
+            raise OMSRefusedError.from_refusal(err, f"OMS migration task {task_id} does not exist") from None
+
 
 class StopMigrationTaskOperator(_TaskOperator):
     """
@@ -203,10 +220,17 @@ class StopMigrationTaskOperator(_TaskOperator):
         try:
             self.hook.stop_task(task_id)
         except OMSApiError as err:
-            status = self.hook.get_task(task_id).get("status") if err.error_code == ERROR_TASK_NOT_IN_PROGRESS else None
-            if status not in (TaskStatus.PAUSED, TaskStatus.PAUSING):
+            if not err.is_refusal:
                 raise
-            self.log.info("OMS migration task %s is already paused", task_id)
+            status = self._status_after_refusal(task_id, err)
+            if status in (TaskStatus.PAUSED, TaskStatus.PAUSING):
+                self.log.info("OMS migration task %s is already paused", task_id)
+                return
+            if status in IN_PROGRESS_STATUSES:
+                raise  # it may be stoppable in a moment: Airflow's retry will see
+            raise OMSRefusedError.from_refusal(
+                err, f"OMS migration task {task_id} has {status_name(status)} and cannot be paused any more"
+            ) from None
 
 
 class DeleteMigrationTaskOperator(_TaskOperator):
@@ -222,9 +246,12 @@ class DeleteMigrationTaskOperator(_TaskOperator):
         try:
             self.hook.delete_task(task_id)
         except OMSApiError as err:
-            if err.error_code != ERROR_NOT_FOUND:
-                raise
-            self.log.info("OMS migration task %s does not exist (any more): nothing to delete", task_id)
+            if err.error_code == ERROR_NOT_FOUND:
+                self.log.info("OMS migration task %s does not exist (any more): nothing to delete", task_id)
+                return
+            if not err.is_refusal or self._status_after_refusal(task_id, err) in IN_PROGRESS_STATUSES:
+                raise  # in progress (OMS.0063): deletable once it has ended, which Airflow's retry may see
+            raise OMSRefusedError.from_refusal(err, f"OMS refused to delete migration task {task_id}") from None
 
 
 class UpdateBandwidthPolicyOperator(_TaskOperator):

@@ -172,8 +172,8 @@ class StartMigrationTaskOperator(MigrationWaitOperator):
             self._start(task_id, failed_only=failed_only, body=body)
             return None if before is None else fingerprint(before), None
         except OMSApiError as err:
-            if err.http_status is None or err.transient:
-                raise  # OMS could not answer: Airflow's retry may get through
+            if not err.is_refusal:
+                raise  # OMS could not answer, throttled, or refused the credentials: Airflow's retry may get through
             refusal = err
         try:
             task = self._read_or_refuse(task_id)

@@ -22,6 +22,7 @@ from airflow_provider_oms.constants import (
     ERROR_TASK_ALREADY_STARTED,
     ERROR_TASK_IN_PROGRESS,
     ERROR_TASK_NOT_IN_PROGRESS,
+    IN_PROGRESS_STATUSES,
     STARTABLE_STATUSES,
     TaskStatus,
 )
@@ -52,7 +53,6 @@ __all__ = [
 #: No v2 code is documented for starting a completed task; the emulator answers with this one.
 ERROR_TASK_COMPLETED = "OMS.0067"
 
-IN_PROGRESS_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRYING, TaskStatus.PAUSING})
 
 _TASK_ID_RE = re.compile(r"[0-9]{1,20}")
 

@@ -13,6 +13,11 @@ import pytest
 
 from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.exceptions import OMSApiError, OMSRefusedError
+from airflow_provider_oms.operators.lifecycle import (
+    CreateMigrationTaskOperator,
+    DeleteMigrationTaskOperator,
+    StopMigrationTaskOperator,
+)
 from airflow_provider_oms.version_compat import AirflowFailException
 from tests.helpers import create_sample_task, paused_sample_task, running_sample_task, start_operator
 from tests.operators.deferral import retry_context
@@ -88,3 +93,47 @@ def test_an_unreachable_oms_is_left_to_airflows_retries(make_emulator, monkeypat
     with pytest.raises(OMSApiError) as raised:
         start_operator(task_id).execute(context=retry_context(try_number=1))
     assert not isinstance(raised.value, AirflowFailException)
+
+
+def test_a_create_refused_as_invalid_fails_once(make_emulator):
+    """A definition OMS refuses as invalid (OMS.0064): nothing was created, a retry would be refused too."""
+    emulator, _ = make_emulator()
+    definition = {
+        "task_type": "prefix",
+        "src_node": {"cloud_type": "AWS", "region": "local", "bucket": "src", "object_key": ["data/"]},
+        "dst_node": {"region": "local", "bucket": "Not_A_Bucket", "save_prefix": "in/"},
+    }
+    operator = CreateMigrationTaskOperator(task_id="create", task_definition=definition, source_conn_id=None)
+
+    with pytest.raises(OMSRefusedError, match=r"refused to create the migration task.*OMS\.0064") as raised:
+        operator.execute(context=retry_context(try_number=1))
+    assert isinstance(raised.value, AirflowFailException)
+    assert emulator.applied_creates == 0
+
+
+def test_stopping_a_finished_task_fails_once(make_emulator):
+    emulator, hook = make_emulator(task_start_delay=0.2)
+    task_id = create_sample_task(emulator, hook, files=1)
+    emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED}, timeout=WAIT)
+
+    with pytest.raises(OMSRefusedError, match="has succeeded and cannot be paused any more"):
+        StopMigrationTaskOperator(task_id="stop", migration_task_id=task_id).execute(context={})
+
+
+def test_stopping_or_deleting_a_task_that_does_not_exist(make_emulator):
+    make_emulator()
+
+    with pytest.raises(OMSRefusedError, match="does not exist"):
+        StopMigrationTaskOperator(task_id="stop", migration_task_id="999999").execute(context={})
+    DeleteMigrationTaskOperator(task_id="delete", migration_task_id="999999").execute(context={})  # gone: done
+
+
+def test_deleting_a_task_in_progress_is_left_to_airflows_retries(make_emulator):
+    """OMS refuses to delete a running task; once it has ended, a retry can delete it."""
+    emulator, hook = make_emulator(task_start_delay=0.2, object_delay=0.5)
+    task_id = running_sample_task(emulator, hook, files=20)
+
+    with pytest.raises(OMSApiError, match=r"OMS\.0063") as raised:
+        DeleteMigrationTaskOperator(task_id="delete", migration_task_id=task_id).execute(context={})
+    assert not isinstance(raised.value, AirflowFailException)
+    hook.stop_task(task_id)
