@@ -28,7 +28,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": _INTEGRATION,
-                "python-modules": ["airflow_provider_oms.operators.oms", "airflow_provider_oms.operators.lifecycle"],
+                "python-modules": [
+                    "airflow_provider_oms.operators.oms",
+                    "airflow_provider_oms.operators.lifecycle",
+                    "airflow_provider_oms.operators.housekeeping",
+                ],
             }
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.sensors.oms"]}],
