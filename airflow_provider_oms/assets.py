@@ -35,13 +35,16 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
 
 def create_asset(*, bucket: str, key: str = "", extra: dict[str, Any] | None = None) -> Asset:
     """
-    Build the Asset of an OBS bucket and key (or prefix): ``obs://{bucket}/{key}``.
+    Build the Asset of an OBS bucket and key (or prefix): ``obs://{bucket}/{key}``, without a trailing slash.
+
+    Airflow names an Asset after the URI as written and drops the URI's trailing slash, so ``landing/`` and
+    ``landing`` would be two assets of one URI; the factory builds the one form the docs use (name = URI).
 
     :param bucket: the OBS bucket.
     :param key: the object key or prefix; empty for the whole bucket.
     :param extra: the asset's extra.
     """
-    return Asset(uri=f"{OBS_SCHEME}://{bucket}/{key.lstrip('/')}", extra=extra)
+    return Asset(uri=f"{OBS_SCHEME}://{bucket}/{key.strip('/')}", extra=extra)
 
 
 def convert_asset_to_openlineage(asset: Asset, lineage_context: Any) -> OpenLineageDataset:

@@ -8,7 +8,7 @@ from airflow.sdk import DAG, Asset, Param, task
 
 from airflow_provider_oms.operators.oms import StartMigrationTaskOperator
 
-LANDED = Asset("obs://dst/asset-producer/")
+LANDED = Asset("obs://dst/asset-producer")
 
 with DAG(
     "oms_asset_producer",
