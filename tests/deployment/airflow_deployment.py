@@ -370,6 +370,22 @@ class AirflowDeployment(LoopbackAirflow):
         self._client.close()
         self.stop_seconds = time.monotonic() - started
 
+    def crash_and_restart(self, name: str, timeout: float = 10) -> None:
+        """
+        Kill a component and everything it started at once (SIGKILL, as a crash or the OOM killer would: nothing
+        of it runs its shutdown), then start it again. Its output so far moves to ``<name>-crashed.log``.
+        """
+        process = self.processes[name]
+        signal_session(process.pid, signal.SIGKILL)
+        reap([process], time.monotonic() + timeout)
+        if process.poll() is None or session_members(process.pid):
+            raise DeploymentError(f"airflow {name} (pid {process.pid}) still runs after SIGKILL{self.tails()}")
+        log = self.output_dir / f"{name}.log"
+        log.replace(self.output_dir / f"{name}-crashed.log")
+        self.processes[name] = spawn(
+            [sys.executable, "-m", "airflow", *COMPONENTS[name]], env=self.env, cwd=self.home, output=log
+        )
+
     def leftovers(self) -> dict[str, list[int]]:
         """The processes still alive in each component's session (empty after a clean stop)."""
         left = {name: session_members(process.pid) for name, process in self.processes.items()}
@@ -446,17 +462,19 @@ def running_deployment(
     connections: Mapping[str, Mapping[str, Any]],
     *,
     say: Callable[[str], None] = print,
+    config: Mapping[str, str] | None = None,
 ) -> Iterator[AirflowDeployment]:
     """
     An :class:`AirflowDeployment` in ``home`` with copies of ``dag_files``, set up
-    :data:`DEFERRABLE_WITH_TEST_BUTTON`, started; at the end stopped, and checked to leave no process running and
-    nothing listening on its port. ``say`` reports how long it took to start and to stop.
+    :data:`DEFERRABLE_WITH_TEST_BUTTON` and ``config`` (more ``AIRFLOW__SECTION__KEY`` variables), started; at the
+    end stopped, and checked to leave no process running and nothing listening on its port. ``say`` reports how
+    long it took to start and to stop.
     """
     dags = home / "dags"
     dags.mkdir()
     for dag_file in dag_files:
         shutil.copy(dag_file, dags)
-    deployment = AirflowDeployment(home, dags, connections, config=DEFERRABLE_WITH_TEST_BUTTON)
+    deployment = AirflowDeployment(home, dags, connections, config={**DEFERRABLE_WITH_TEST_BUTTON, **(config or {})})
     started = time.monotonic()
     try:
         deployment.start(timeout=120)
