@@ -73,8 +73,8 @@ class DeleteFinishedMigrationTasksOperator(OMSHookMixin, BaseOperator):
     A task is this DAG's when its description holds the marker this DAG's ``CreateMigrationTaskOperator`` wrote
     (``airflow-<12 hex digits of the DAG id's SHA-256>-<16 more>``). Deleted: such tasks that succeeded or failed,
     ended (``start_time + total_time``, by this machine's clock) more than ``older_than`` ago. Never deleted:
-    another DAG's task, a task without this DAG's marker (created by hand, by a task group, or by a provider
-    version before 0.1's DAG part), a task in progress (waiting, running, retrying, pausing), a paused task
+    another DAG's task, a task without this DAG's marker (created by hand, by a task group, or with a marker
+    from before the DAG part), a task in progress (waiting, running, retrying, pausing), a paused task
     (someone stopped it to resume it later, or a killed Airflow task left it for its retry: a start resumes it,
     a delete would lose its progress and failed-object record), and a task of a task group.
 
