@@ -85,9 +85,10 @@ def run_marker(context: Context, retries: int | None = 0) -> str:
     The DAG part (:func:`dag_marker`) lets housekeeping find the DAG's own tasks. The instance part hashes the
     run, task, map index and clear: retries of one try share it, so a retry finds what its earlier try created; a
     clear starts a new one, so a cleared task creates anew instead of passing at once on an earlier try's work. A
-    clear shows in ``max_tries`` (raised by the clear of a task instance that is not running) and in the DAG run's
-    ``clear_number`` (raised by every clear that resets the run, also that of a running task instance, which
-    Airflow marks ``restarting`` and retries without raising ``max_tries`` when its try ends as failed).
+    clear shows in ``max_tries`` (raised by the clear of a task instance that is not running, and after a cleared
+    running try the executor reports as a success) and in the DAG run's ``clear_number``. Airflow 3.3 raises that
+    on every clear that resets the run, also the clear of a running task instance whose try then ends as failed
+    (a lost worker), which Airflow retries without raising ``max_tries``; 3.1 only when it resets a finished run.
 
     :param context: the task's context.
     :param retries: the task's ``retries``.

@@ -6,8 +6,9 @@ The path staged is the one where Airflow does not raise ``max_tries``: the task'
 the task's supervisor and runner) and a person clears the task, which still shows running. Airflow marks it
 ``restarting``; the scheduler finds it without heartbeats and retries it (``up_for_retry``), ``max_tries``
 unchanged, so by the try number alone the next try looks like a retry of the same clear. The clear raised the
-DAG run's ``clear_number``, which the marker takes in. (When a restarting try ends as a success for the executor,
-Airflow 3.3 raises ``max_tries`` itself; other executors and versions report the killed try as failed.)
+DAG run's ``clear_number`` (Airflow 3.3 raises it on every clear that resets the run; 3.1.3 only when it resets a
+finished run), which the marker takes in. When the restarting try ends as a success for the executor (its
+supervisor killed it), Airflow 3.1.3 and 3.3 raise ``max_tries`` themselves, and the next try creates anew.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+from airflow import __version__ as airflow_version
+from packaging.version import Version
 
 from airflow_provider_oms.testing import OMSEmulator
 from tests.deployment.airflow_deployment import AirflowDeployment, DeploymentError
@@ -91,6 +94,12 @@ def task_log(airflow: AirflowDeployment, run_id: str, try_number: int) -> str:
     return "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines)
 
 
+@pytest.mark.xfail(
+    Version(airflow_version) < Version("3.3"),
+    # Seen on 3.1.3; 3.2 not tried, hence not strict.
+    reason="before 3.3, clearing a task of a running DAG run leaves clear_number: the clear looks like a retry",
+    strict=False,
+)
 def test_clearing_a_running_create_whose_worker_was_lost_creates_a_new_oms_task(airflow, emulator):
     airflow.wait_for("the DAG to be parsed", lambda: airflow.find(f"/api/v2/dags/{DAG_ID}"), 120)
     airflow.request("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
