@@ -1,8 +1,9 @@
 """
 What a migration reports as lineage: its source and destination datasets, asset events and their figures.
 
-The operators call these after a migration has an outcome; the hook calls :func:`report_hook_lineage` when it
-reads or creates a task. Naming follows the OpenLineage spec where it has an entry (``s3://bucket``,
+The operators call these after a migration has an outcome; the hook of an operator that moves data (start,
+create) calls :func:`report_hook_lineage` once, when it first creates or reads the task. Sensors, stop and delete
+name no dataset: lineage names producers only. Naming follows the OpenLineage spec where it has an entry (``s3://bucket``,
 ``gs://bucket``, ``wasbs://container@account``) and ``{scheme}://bucket`` for the other clouds OMS migrates
 from; see ``docs/lineage.md``. Nothing here holds a credential: the task objects that show-task returns carry
 none, and an Azure account name is read from a connection string without its key.
@@ -47,6 +48,8 @@ NODE_FIELDS = ("task_type", "src_node", "dst_node")
 
 #: (namespace, name) of an OpenLineage dataset.
 DatasetRef = tuple[str, str]
+#: The longest a lineage method waits for OMS, in seconds (see :func:`listener_read_timeout`).
+LINEAGE_READ_SECONDS = 2.5
 
 
 def _name(key: Any) -> str:
@@ -231,28 +234,75 @@ def report_hook_lineage(hook: Any, task: Mapping[str, Any], *, account: str | No
         collector.add_output_asset(hook, scheme=OBS_SCHEME, asset_kwargs={"bucket": dst["bucket"], "key": key})
 
 
+def listener_read_timeout() -> float:
+    """
+    Return the timeout of the one read of OMS that a lineage method may make.
+
+    OpenLineage's listener gives extraction and emission together ``[openlineage] execution_timeout`` (10 s by
+    default in apache-airflow-providers-openlineage 2.x), then abandons the event: the read takes at most a quarter
+    of it, and never more than :data:`LINEAGE_READ_SECONDS`.
+    """
+    from airflow_provider_oms.version_compat import conf
+
+    return min(LINEAGE_READ_SECONDS, conf.getfloat("openlineage", "execution_timeout", fallback=10.0) / 4)
+
+
+def output_statistics(summary: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    Return what a migration wrote to its destination: ``fileCount`` and ``size`` of OpenLineage's output statistics.
+
+    ``fileCount`` is OMS's ``successful_num`` (objects migrated: skipped ones were in place already), ``size`` its
+    ``real_size`` (bytes migrated, skipped objects left out), from the outcome or else the task's last full read.
+
+    :param summary: the operator's result.
+    :param task: a show-task answer.
+    """
+    return {"fileCount": summary.get("successful_num"), "size": summary.get("real_size", task.get("real_size"))}
+
+
 def operator_lineage(
-    task: Mapping[str, Any] | None, summary: Mapping[str, Any] | None, *, account: str | None = None
+    task: Mapping[str, Any] | None,
+    summary: Mapping[str, Any] | None,
+    *,
+    account: str | None = None,
+    failed: bool = False,
 ) -> Any:
     """
     Build the ``OperatorLineage`` of a migration: inputs, the OBS output and the OMS run facet.
 
-    Imports the OpenLineage provider: call it only from ``get_openlineage_facets_on_*``.
+    The output carries the standard ``outputStatistics`` facet and a failed migration the standard
+    ``errorMessage`` run facet (OMS's reason), where the figures exist. Imports the OpenLineage provider: call it
+    only from ``get_openlineage_facets_on_*``.
 
-    :param task: a show-task answer (source and destination); ``None`` when the task was never read.
+    :param task: a show-task answer (source and destination); ``None`` when the task was never read, or when the
+        operator moved no data (a sensor): then no dataset is reported.
     :param summary: the operator's result; ``None`` when the migration has no outcome.
     :param account: the Azure storage account, when the source is Azure.
+    :param failed: the lineage of a failed Airflow task.
     """
     from airflow.providers.openlineage.extractors import OperatorLineage
-    from openlineage.client.event_v2 import Dataset
+    from openlineage.client.event_v2 import Dataset, OutputDataset
+    from openlineage.client.facet_v2 import error_message_run, output_statistics_output_dataset
 
+    from airflow_provider_oms.constants import TaskStatus
     from airflow_provider_oms.lineage_facets import OMSMigrationRunFacet
+    from airflow_provider_oms.waiting import failure_message
 
     task = task or {}
     inputs = [Dataset(namespace=namespace, name=name) for namespace, name in source_datasets(task, account=account)]
     destination = destination_dataset(task)
-    outputs = [Dataset(namespace=destination[0], name=destination[1])] if destination else []
+    output_facets: dict[str, Any] = {}
+    if destination and summary:
+        statistics = output_statistics(summary, task)
+        output_facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+            size=statistics["size"], fileCount=statistics["fileCount"]
+        )
+    outputs = [OutputDataset(*destination, outputFacets=output_facets)] if destination else []
     run_facets: dict[str, Any] = {}
     if summary:
         run_facets["oms_migration"] = OMSMigrationRunFacet.from_summary(summary, failed_object_list_key(summary))
+        if failed and summary.get("status") == TaskStatus.FAILED:
+            # The listener replaces it with the Airflow task's exception when it has one, which says the same.
+            message = failure_message(str(summary.get("migration_task_id")), summary)
+            run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(message, programmingLanguage="python")
     return OperatorLineage(inputs=inputs, outputs=outputs, run_facets=run_facets)

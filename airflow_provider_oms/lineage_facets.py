@@ -1,5 +1,9 @@
 """
-The OpenLineage run facet of an OMS migration.
+The OpenLineage run facet of an OMS migration, ``oms_migration``.
+
+Its JSON schema ships in the package, ``schemas/OMSMigrationRunFacet.json``, as the Airflow providers ship theirs
+(the Google provider's ``BigQueryJobRunFacet.json``); ``_schemaURL`` names it at this release, and ``_producer`` is
+this provider, not the OpenLineage provider that emits the event.
 
 Imported only by :func:`airflow_provider_oms.lineage.operator_lineage`, that is only when the OpenLineage
 provider is installed and its listener asks an operator for lineage.
@@ -10,8 +14,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from attrs import define
+from attrs import define, field
 from openlineage.client.facet_v2 import RunFacet
+
+from airflow_provider_oms import __version__
+
+#: This provider at this release: the ``_producer`` of its facets (OpenLineage asks for a URI naming the producer
+#: and its version). The project publishes the distribution ``airflow-provider-oms``.
+PRODUCER = f"https://pypi.org/project/airflow-provider-oms/{__version__}/"
+#: The facet's schema, relative to the package, and the ``_schemaURL`` that names it in this release.
+SCHEMA_PATH = "schemas/OMSMigrationRunFacet.json"
+SCHEMA_URL = f"{PRODUCER}airflow_provider_oms/{SCHEMA_PATH}#/$defs/OMSMigrationRunFacet"
 
 
 @define
@@ -44,6 +57,12 @@ class OMSMigrationRunFacet(RunFacet):
     elapsedSeconds: float | None = None
     restarts: int | None = None
     failedObjectListKey: str | None = None
+    # This provider, where the base facet's default is the OpenLineage provider that emits the event.
+    _producer: str = field(default=PRODUCER, kw_only=True)
+
+    @staticmethod
+    def _get_schema() -> str:
+        return SCHEMA_URL
 
     @classmethod
     def from_summary(cls, summary: Mapping[str, Any], failed_object_list_key: str | None) -> OMSMigrationRunFacet:

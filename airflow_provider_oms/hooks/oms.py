@@ -86,6 +86,8 @@ class OMSHook(BaseHook):
     call of the hook, so calls reuse the TCP connection.
 
     :param oms_conn_id: the Airflow connection id of type ``huaweicloud_oms``.
+    :param report_lineage: report the source and destination of a migration it creates or reads to hook lineage,
+        once. Only operators that move data (start, create) ask: watching, stopping or deleting produces nothing.
     """
 
     conn_name_attr = "oms_conn_id"
@@ -93,11 +95,12 @@ class OMSHook(BaseHook):
     conn_type = "huaweicloud_oms"
     hook_name = "Huawei Cloud OMS"
 
-    def __init__(self, oms_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, oms_conn_id: str = default_conn_name, *, report_lineage: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.oms_conn_id = oms_conn_id
-        #: Tasks whose source and destination this hook has reported to the hook-lineage collector.
-        self._lineage_reported: set[str] = set()
+        self.report_lineage = report_lineage
+        #: The (inputs, output) reported: a create body and the many reads of a wait name the same datasets.
+        self._lineage_reported: set[tuple[Any, ...]] = set()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(oms_conn_id={self.oms_conn_id!r})"
@@ -156,7 +159,7 @@ class OMSHook(BaseHook):
 
     # -- transport --------------------------------------------------------------------------------
 
-    def _send(self, call: PreparedCall) -> Any:
+    def _send(self, call: PreparedCall, timeout: float | None = None) -> Any:
         import requests
 
         config = self.config
@@ -174,7 +177,7 @@ class OMSHook(BaseHook):
                 cookies=session.cookies,
             ).prepare()
             response = session.send(
-                prepared, timeout=config.timeout, verify=config.verify, allow_redirects=False, stream=True
+                prepared, timeout=timeout or config.timeout, verify=config.verify, allow_redirects=False, stream=True
             )
             with response:
                 content = _read_capped(response, call)
@@ -206,21 +209,29 @@ class OMSHook(BaseHook):
         return token
 
     def _request(
-        self, method: str, path: str, *, operation: str, query: Mapping[str, Any] | None = None, json_body: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        query: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        timeout: float | None = None,
     ) -> Any:
         """One attempt of a call. With an IAM token, a 401 renews the token and tries once more."""
         build = self.request_builder.build
         token = None if self.config.iam is None else self._token()
         try:
             return self._send(
-                build(method, path, query=query, json_body=json_body, operation=operation, auth_token=token)
+                build(method, path, query=query, json_body=json_body, operation=operation, auth_token=token), timeout
             )
         except OMSApiError as err:
             if token is None or err.http_status != 401:
                 raise
             self.log.info("OMS %s: the IAM token was refused; getting a new one", operation)
         token = self._token(renew=True)
-        return self._send(build(method, path, query=query, json_body=json_body, operation=operation, auth_token=token))
+        call = build(method, path, query=query, json_body=json_body, operation=operation, auth_token=token)
+        return self._send(call, timeout)
 
     def _call(
         self,
@@ -231,17 +242,18 @@ class OMSHook(BaseHook):
         query: Mapping[str, Any] | None = None,
         json_body: Any = None,
         repeat_is_safe: bool = True,
+        timeout: float | None = None,
         **path_params: str,
     ) -> Any:
         """Send one OMS call, signed afresh for each attempt, retrying transient failures per the policy."""
-        builder = self.request_builder
-        path = builder.path(template, **path_params)
-        return self.config.retry_policy.call(
-            lambda: self._request(method, path, query=query, json_body=json_body, operation=operation),
-            operation=operation,
-            repeat_is_safe=repeat_is_safe,
-            log=self.log,
-        )
+        path = self.request_builder.path(template, **path_params)
+
+        def attempt() -> Any:
+            return self._request(method, path, query=query, json_body=json_body, operation=operation, timeout=timeout)
+
+        if timeout is not None:  # one attempt, with this timeout: the caller must have an answer in time
+            return attempt()
+        return self.config.retry_policy.call(attempt, operation=operation, repeat_is_safe=repeat_is_safe, log=self.log)
 
     def _change_state(
         self,
@@ -319,33 +331,30 @@ class OMSHook(BaseHook):
         self._report_lineage(body)
         return created
 
-    def get_task(self, migration_task_id: str | int) -> dict[str, Any]:
+    def get_task(self, migration_task_id: str | int, *, timeout: float | None = None) -> dict[str, Any]:
         """
         Return a migration task (``GET /v2/{project_id}/tasks/{task_id}``): status, progress, errors.
 
         :param migration_task_id: the OMS task id.
+        :param timeout: one attempt, no retry, with this connect and read timeout in seconds (for a caller that
+            must answer in time, such as OpenLineage's listener). Default: the connection's timeout and retries.
         """
         task_id = check_path_value("migration_task_id", migration_task_id, "task_id")
-        task = self._call("GET", "/tasks/{task_id}", f"show task {task_id}", task_id=task_id) or {}
+        task = self._call("GET", "/tasks/{task_id}", f"show task {task_id}", timeout=timeout, task_id=task_id) or {}
         self._report_lineage(task)
         return task
 
     def _report_lineage(self, task: Mapping[str, Any]) -> None:
-        """
-        Report a task's source and destination to Airflow's hook-lineage collector; never fail the call.
-
-        A task's source and destination never change: a wait that reads the same task again and again reports
-        it once.
-        """
-        task_id = task.get("id")
-        if task_id is not None:
-            if str(task_id) in self._lineage_reported:
-                return
-            self._lineage_reported.add(str(task_id))
-        from airflow_provider_oms.lineage import report_hook_lineage
+        """If ``report_lineage``, report a migration's datasets to hook lineage, once; never fail the call."""
+        if not self.report_lineage:
+            return
+        from airflow_provider_oms.lineage import destination_dataset, report_hook_lineage, source_datasets
 
         try:
-            report_hook_lineage(self, task)
+            datasets = (tuple(source_datasets(task)), destination_dataset(task))
+            if datasets not in self._lineage_reported:
+                self._lineage_reported.add(datasets)
+                report_hook_lineage(self, task)
         except Exception:
             self.log.debug("Could not report hook lineage", exc_info=True)
 

@@ -8,7 +8,7 @@ the HTTP client and the waiting logic are imported where they are first used, no
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from airflow_provider_oms.hooks.oms import OMSHook
@@ -18,13 +18,17 @@ class OMSHookMixin:
     """Gives an operator or sensor with an ``oms_conn_id`` its :class:`~airflow_provider_oms.hooks.oms.OMSHook`."""
 
     oms_conn_id: str
+    #: Whether this operator moves data (starts or creates a migration). Only then does it name datasets: to hook
+    #: lineage (its hook reports the migration it creates or reads, once) and to OpenLineage. Sensors, stop and
+    #: delete only watch or change a task: they are no producers.
+    moves_data: ClassVar[bool] = False
 
     @cached_property
     def hook(self) -> OMSHook:
         """The OMS hook of this task's connection."""
         from airflow_provider_oms.hooks.oms import OMSHook
 
-        return OMSHook(oms_conn_id=self.oms_conn_id)
+        return OMSHook(oms_conn_id=self.oms_conn_id, report_lineage=self.moves_data)
 
 
 class MigrationLineageMixin(OMSHookMixin):
@@ -32,26 +36,30 @@ class MigrationLineageMixin(OMSHookMixin):
     Keeps what OpenLineage asks for of the migration task an operator or sensor started or watched.
 
     The subclass sets ``_lineage_task_id`` once it knows the task, ``_lineage_task`` to a full read (source and
-    destination) and ``_lineage_summary`` to the outcome's figures.
+    destination) and ``_lineage_summary`` to the outcome's figures. An operator that moves data reports the
+    source and the OBS destination; one that only watches (a sensor) reports the figures as a run facet only.
     """
 
     _lineage_task_id: str | None = None
     _lineage_task: dict[str, Any] | None = None
     _lineage_summary: dict[str, Any] | None = None
 
-    def _task_with_nodes(self, task_id: str) -> dict[str, Any] | None:
+    def _task_with_nodes(self, task_id: str, *, timeout: float | None = None) -> dict[str, Any] | None:
         """
         Return the task's last full read (source and destination), reading it once if this run has none.
 
         After a deferral the trigger's event holds the figures only; the read happens only when an alias or
         OpenLineage needs the nodes, so a plain run makes no extra request.
+
+        :param timeout: read with one attempt of at most this many seconds (for OpenLineage's listener); default
+            the connection's timeout and retries.
         """
         from airflow_provider_oms.exceptions import OMSError
         from airflow_provider_oms.lineage import has_nodes
 
         if self._lineage_task is None or not has_nodes(self._lineage_task):
             try:
-                self._lineage_task = self.hook.get_task(task_id)
+                self._lineage_task = self.hook.get_task(task_id, timeout=timeout)
             except OMSError as err:
                 self.log.warning("Could not read OMS migration task %s for lineage: %s", task_id, err)  # type: ignore[attr-defined]
                 return None
@@ -71,13 +79,25 @@ class MigrationLineageMixin(OMSHookMixin):
             return None
         return lineage.azure_account(extra.get("connection_string"))
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Report the source and destination to OpenLineage, and the migration's figures as a run facet."""
+    def _operator_lineage(self, *, failed: bool) -> Any:
+        """
+        Build the OpenLineage of this run from what the operator knows, or one short read of the task.
+
+        OpenLineage's listener waits ``[openlineage] execution_timeout`` for extraction and emission together: a
+        read with the hook's retries (up to two minutes during an outage) would lose the event.
+        """
         from airflow_provider_oms import lineage
 
-        task = self._task_with_nodes(self._lineage_task_id) if self._lineage_task_id else None
-        return lineage.operator_lineage(task, self._lineage_summary, account=self._source_account())
+        task = None
+        if self.moves_data and self._lineage_task_id:
+            task = self._task_with_nodes(self._lineage_task_id, timeout=lineage.listener_read_timeout())
+        account = self._source_account() if task else None
+        return lineage.operator_lineage(task, self._lineage_summary, account=account, failed=failed)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Report the source and destination (if this operator moved data) and the migration's figures."""
+        return self._operator_lineage(failed=False)
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        """Report what is known of a failed migration: its datasets and, if it ended, its figures."""
-        return self.get_openlineage_facets_on_complete(task_instance)
+        """Report what is known of a failed migration: its datasets, its figures and OMS's reason, if it ended."""
+        return self._operator_lineage(failed=True)

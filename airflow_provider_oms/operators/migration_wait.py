@@ -73,6 +73,8 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
     and the destination, and the figures as the ``oms_migration`` run facet.
     """
 
+    moves_data = True  # a producer: its hook reports the migration to hook lineage, its lineage names datasets
+
     def __init__(
         self,
         *,

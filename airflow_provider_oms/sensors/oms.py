@@ -56,6 +56,9 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
     not awaited (failed, paused...) or the sensor times out, and fails when OMS cannot be asked (a connection or
     API error), so a broken connection is never hidden as a skip (``never_fail`` skips that too).
 
+    Lineage: a sensor produces nothing, so it names no dataset (the operator that moved the data does); its
+    OpenLineage events carry the watched migration's figures as the ``oms_migration`` run facet.
+
     :param migration_task_id: the OMS migration task id. Templated.
     :param oms_conn_id: connection of type ``huaweicloud_oms``. Templated.
     :param target_statuses: statuses that end the wait successfully. Default: succeeded (5).
@@ -137,7 +140,8 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
         recovered = self._outage.recovered(time.time())
         if recovered:
             self.log.info(recovered)
-        self._lineage_task_id, self._lineage_task = task_id, task
+        # For OpenLineage: the figures of what the sensor watches (a run facet), never a dataset: it produces none.
+        self._lineage_task_id = task_id
         self._lineage_summary = result(task_id, task, restarts=0, elapsed_seconds=0.0)
         self.log.info(progress_line(task_id, task))
         done = self._judge(task_id, task)
@@ -152,6 +156,8 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
 
         task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
         task = self.hook.get_task(task_id)
+        self._lineage_task_id = task_id
+        self._lineage_summary = result(task_id, task, restarts=0, elapsed_seconds=0.0)
         if self._judge(task_id, task):
             return result(task_id, task, restarts=0, elapsed_seconds=0.0)
         from airflow_provider_oms.triggers.oms import MigrationTaskTrigger

@@ -1,23 +1,42 @@
-"""A wait reads one task many times: the hook reports its source and destination to hook lineage once."""
+"""
+Hook-level lineage names producers only: a hook reports a migration's source and destination only when the operator
+that moves the data asked it to (``report_lineage=True``), and then once, however often it reads the task.
+Stop, delete and the sensors make their hooks without it. A real HookLineageCollector records what is reported.
+"""
 
 from __future__ import annotations
 
-from airflow_provider_oms import lineage
+import pytest
+from airflow.sdk.lineage import HookLineageCollector
+
+from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.hooks.oms import OMSHook
 from tests.helpers import create_sample_task
 
 
-def test_a_task_read_again_and_again_is_reported_once_per_hook(oms_emulator, oms_conn, monkeypatch):
+@pytest.fixture
+def collector(monkeypatch):
+    """The collector Airflow hands out once a hook-lineage reader (the OpenLineage plugin) is enabled."""
+    collector = HookLineageCollector()
+    monkeypatch.setattr("airflow.sdk.lineage.get_hook_lineage_collector", lambda: collector)
+    return collector
+
+
+def test_a_hook_reports_nothing_unless_asked(oms_emulator, oms_conn, collector):
     hook = OMSHook(oms_conn)
-    reported: list[tuple[int, object]] = []
-    monkeypatch.setattr(lineage, "report_hook_lineage", lambda h, task, **kw: reported.append((id(h), task.get("id"))))
     task_id = create_sample_task(oms_emulator, hook)
-    assert reported == [(id(hook), None)]  # the create body: it has no id yet
-    for _ in range(3):
+    oms_emulator.wait_for_status(task_id, {TaskStatus.SUCCEEDED}, timeout=20)
+    hook.get_task(task_id)
+    hook.delete_task(task_id)
+    assert not collector.has_collected, collector.collected_assets
+
+
+def test_a_reporting_hook_reports_a_migration_once_however_often_it_reads_it(oms_emulator, oms_conn, collector):
+    hook = OMSHook(oms_conn, report_lineage=True)
+    task_id = create_sample_task(oms_emulator, hook)  # the create body
+    for _ in range(3):  # a wait's reads
         hook.get_task(task_id)
-    other = OMSHook(oms_conn)
-    other.get_task(task_id)
-    assert [entry for entry in reported if entry[1] is not None] == [
-        (id(hook), int(task_id)),
-        (id(other), int(task_id)),
-    ]
+    lineage = collector.collected_assets
+    assert [(i.asset.uri, i.count) for i in lineage.inputs] == [("oss://src/data", 1)]
+    assert [(o.asset.uri, o.count) for o in lineage.outputs] == [("obs://dst/in", 1)]
+    assert {id(i.context) for i in lineage.inputs + lineage.outputs} == {id(hook)}

@@ -18,7 +18,7 @@ from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.testing import EMULATOR_AK, EMULATOR_SK, OMSEmulator
 from airflow_provider_oms.testing.airflow_runner import AirflowTestEnvironment
 from tests.helpers import create_sample_task, write_objects
-from tests.lineage.conftest import HAS_OPENLINEAGE, require_openlineage
+from tests.lineage.conftest import HAS_OPENLINEAGE, check_oms_migration_facet, require_openlineage
 
 pytestmark = pytest.mark.e2e
 
@@ -148,7 +148,27 @@ def test_migration_records_asset_events_with_its_figures_and_openlineage_events(
     source_namespace = "s3://src" if "create" in dag_id else "oss://src"  # the sample task has no cloud_type
     assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [(source_namespace, "data")]
     assert [(d["namespace"], d["name"]) for d in event["outputs"]] == [("obs://dst", "in")]
+    statistics = event["outputs"][0]["outputFacets"]["outputStatistics"]
+    assert (statistics["fileCount"], statistics["size"]) == (4, xcom["complete_size"])  # nothing was skipped
     facet = event["run"]["facets"]["oms_migration"]
     assert facet["migrationTaskId"] == xcom["migration_task_id"]
     assert (facet["status"], facet["successfulNum"], facet["failedNum"], facet["restarts"]) == ("succeeded", 4, 0, 0)
+    check_oms_migration_facet(facet)  # the facet as emitted, against the schema the package ships
     no_credential_in(airflow.events.read_text())
+
+
+def test_stop_the_sensor_and_delete_are_no_producers(emulator, airflow):
+    require_openlineage()  # without the provider there are no events to look at
+    dag_id = "oms_lineage_watchers"
+    task_id = paused_task(emulator)
+    result = airflow.dags_test(dag_id, {"migration_task_id": task_id})
+    assert result.succeeded, result.output[-4000:]
+
+    complete = {e["job"]["name"]: e for e in airflow.lineage_events(dag_id) if e["eventType"] == "COMPLETE"}
+    names = [f"{dag_id}.{name}" for name in ("stop_migration", "watch_migration", "delete_migration")]
+    assert sorted(complete) == sorted(names), list(complete)
+    for name in names:  # neither their own lineage nor their hooks' reads name a dataset
+        assert (complete[name]["inputs"], complete[name]["outputs"]) == ([], []), name
+    facet = complete[f"{dag_id}.watch_migration"]["run"]["facets"]["oms_migration"]
+    assert (facet["migrationTaskId"], facet["status"]) == (task_id, "paused")
+    check_oms_migration_facet(facet)

@@ -6,8 +6,14 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Asset, AssetAlias, Param
 
-from airflow_provider_oms.operators.lifecycle import CreateMigrationTaskOperator
+from airflow_provider_oms.constants import TaskStatus
+from airflow_provider_oms.operators.lifecycle import (
+    CreateMigrationTaskOperator,
+    DeleteMigrationTaskOperator,
+    StopMigrationTaskOperator,
+)
 from airflow_provider_oms.operators.oms import StartMigrationTaskOperator
+from airflow_provider_oms.sensors.oms import MigrationTaskSensor
 
 PARAMS = {"migration_task_id": Param("", type=["string", "integer"]), "prefix": Param("data/", type="string")}
 #: The destination the tests' tasks copy to (bucket dst, save_prefix in/), as a DAG author declares it.
@@ -48,3 +54,19 @@ lineage_sync = start_dag("oms_lineage_sync")
 lineage_deferred = start_dag("oms_lineage_deferred", deferrable=True)
 lineage_create_sync = create_dag("oms_lineage_create_sync")
 lineage_create_deferred = create_dag("oms_lineage_create_deferred", deferrable=True)
+
+
+def watchers_dag(dag_id: str) -> DAG:
+    """Operators that touch a migration without moving data: none of them is a producer."""
+    task_id = "{{ params.migration_task_id }}"
+    with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False, params=PARAMS) as dag:
+        stop = StopMigrationTaskOperator(task_id="stop_migration", migration_task_id=task_id)
+        watch = MigrationTaskSensor(
+            task_id="watch_migration", migration_task_id=task_id, target_statuses=[TaskStatus.PAUSED], poke_interval=1
+        )
+        delete = DeleteMigrationTaskOperator(task_id="delete_migration", migration_task_id=task_id)
+        stop >> watch >> delete
+    return dag
+
+
+lineage_watchers = watchers_dag("oms_lineage_watchers")
