@@ -23,6 +23,7 @@ __all__ = [
     "OMSApiError",
     "OMSError",
     "OMSMigrationError",
+    "OMSMigrationFailed",
     "OMSRefusedError",
     "OMSSensorTimeout",
     "OMSValidationError",
@@ -137,6 +138,15 @@ class OMSMigrationError(OMSError):
     def __init__(self, message: str, *, task: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.task = task
+
+
+class OMSMigrationFailed(OMSMigrationError, AirflowFailException):
+    """
+    A migration ended failed after the operator's own restarts for its failed objects: Airflow does not retry it.
+
+    Raised only with ``retry_failed_objects`` set; without it a failed migration is an :class:`OMSMigrationError`,
+    which Airflow's retries start again.
+    """
 
 
 class OMSSensorTimeout(OMSMigrationError, AirflowSensorTimeout):

@@ -241,22 +241,97 @@ def failure_message(migration_task_id: str, task: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def result(migration_task_id: str, task: Mapping[str, Any], *, restarts: int, elapsed_seconds: float) -> dict[str, Any]:
-    """Build the operator's return value (XCom): id, status code and name, counts, bytes, outcome, restarts."""
+#: The kinds of attempt (one run of a task in OMS): the whole task, or only the objects the run before failed.
+WHOLE_TASK = "whole_task"
+FAILED_OBJECTS = "failed_objects"
+#: The counters OMS keeps for a task, in the order the figures are reported.
+COUNTERS = ("total_num", "successful_num", "failed_num", "skipped_num", "complete_size", "total_size")
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else int(float(value or 0))
+
+
+def attempt_figures(task: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """
+    Return one attempt's figures: OMS's counters of the task when the attempt ended, and what the attempt ran.
+
+    :param task: the task read at the attempt's end.
+    :param kind: :data:`WHOLE_TASK` or :data:`FAILED_OBJECTS`.
+    """
+    return {"kind": kind, "status_name": status_name(task.get("status")), **{k: _count(task.get(k)) for k in COUNTERS}}
+
+
+def run_totals(attempts: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """
+    Add up the attempts of one run, counting each object once.
+
+    OMS keeps one set of counters per task. A restart for the failed objects carries them on (the emulator does;
+    it is the same task, and ``total_num`` stays the listing's): its own share is what it added. Should a
+    deployment count such a restart on its own instead (``total_num`` is then the objects retried), its figures
+    are added whole. A restart of the whole task begins the counters anew: the objects that earlier attempts of
+    this run landed are then counted by OMS as skipped (already in place), and are taken out of the skipped.
+
+    :param attempts: :func:`attempt_figures` of each attempt, in order; not empty.
+    :return: the counters of :data:`COUNTERS` for the run: ``successful_num`` the objects it landed,
+        ``skipped_num`` those already in place before it, ``failed_num`` and ``total_num`` the last attempt's.
+    """
+    first, *restarts = attempts
+    totals = {key: _count(first.get(key)) for key in COUNTERS}
+    previous = totals.copy()
+    for attempt in restarts:
+        current = {key: _count(attempt.get(key)) for key in COUNTERS}
+        if attempt.get("kind") == FAILED_OBJECTS and current["total_num"] == previous["total_num"]:
+            for key in ("successful_num", "skipped_num"):  # carried on: its share is what it added
+                totals[key] += max(0, current[key] - previous[key])
+            totals.update(complete_size=current["complete_size"], total_size=current["total_size"])
+        elif attempt.get("kind") == FAILED_OBJECTS:  # counted on its own: only the objects retried
+            totals["successful_num"] += current["successful_num"]
+            totals["skipped_num"] += current["skipped_num"]
+            totals["complete_size"] += current["complete_size"]
+        else:  # the whole task again: what this run landed before is now "skipped"
+            landed_before = totals["successful_num"]
+            totals["successful_num"] = landed_before + current["successful_num"]
+            totals["skipped_num"] = max(0, current["skipped_num"] - landed_before)
+            totals.update(
+                total_num=current["total_num"], complete_size=current["complete_size"], total_size=current["total_size"]
+            )
+        totals["failed_num"] = current["failed_num"]
+        totals["total_num"] = max(totals["total_num"], current["total_num"])
+        previous = current
+    return totals
+
+
+def result(
+    migration_task_id: str,
+    task: Mapping[str, Any],
+    *,
+    restarts: int,
+    elapsed_seconds: float,
+    attempts: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """
+    Build the operator's return value (XCom): id, status code and name, counts, bytes, outcome, restarts.
+
+    The counters are the run's totals (:func:`run_totals`) over its attempts, each object counted once;
+    ``attempts`` in the result lists every attempt's own figures.
+
+    :param task: the task read at the end: the figures of the current (last) attempt.
+    :param attempts: the attempts of this run: :func:`attempt_figures` of those that ended, then the current
+        one (at least its ``kind``); none: the task's one run, of the whole task.
+    """
     status = _status(task)
+    *ended, current = attempts or ({"kind": WHOLE_TASK},)
+    every_attempt = [*ended, attempt_figures(task, current.get("kind", WHOLE_TASK))]
     return {
         "migration_task_id": migration_task_id,
         "status": status,
         "status_name": status_name(status),
-        "total_num": task.get("total_num"),
-        "successful_num": task.get("successful_num"),
-        "failed_num": task.get("failed_num"),
-        "skipped_num": task.get("skipped_num"),
-        "complete_size": task.get("complete_size"),
-        "total_size": task.get("total_size"),
+        **run_totals(every_attempt),
         "progress": task.get("progress"),
         "elapsed_seconds": round(elapsed_seconds, 3),
         "error_reason": task.get("error_reason"),
         "failed_object_record": task.get("failed_object_record"),
         "restarts": restarts,
+        "attempts": every_attempt,
     }

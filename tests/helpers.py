@@ -104,4 +104,5 @@ DOCUMENTED_RESULT_KEYS = {
     "error_reason",
     "failed_object_record",
     "restarts",
+    "attempts",
 }

@@ -15,6 +15,7 @@ from airflow_provider_oms.waiting import (
     failure_message,
     progress_line,
     result,
+    run_totals,
     summarize,
 )
 from tests.helpers import DOCUMENTED_RESULT_KEYS
@@ -282,3 +283,44 @@ def test_result_normalizes_the_status():
     assert value["status"] is None
     assert value["status_name"].startswith("unknown")
     json.dumps(value)
+
+
+def _attempt(kind: str, total: int, landed: int, skipped: int, failed: int) -> dict:
+    counters = {"total_num": total, "successful_num": landed, "skipped_num": skipped, "failed_num": failed}
+    return {"kind": kind, **counters, "complete_size": 10 * (landed + skipped), "total_size": 10 * total}
+
+
+@pytest.mark.parametrize(
+    ("attempts", "expected"),
+    [
+        pytest.param([_attempt("whole_task", 5, 3, 1, 1)], (5, 3, 1, 1), id="one attempt: OMS's own figures"),
+        pytest.param(
+            [_attempt("whole_task", 5, 2, 1, 2), _attempt("failed_objects", 5, 4, 1, 0)],
+            (5, 4, 1, 0),
+            id="failed objects, counters carried on",
+        ),
+        pytest.param(
+            [_attempt("whole_task", 5, 2, 1, 2), _attempt("failed_objects", 2, 1, 1, 0)],
+            (5, 3, 2, 0),
+            id="failed objects, counted on their own",
+        ),
+        pytest.param(
+            [_attempt("whole_task", 3, 2, 0, 1), _attempt("whole_task", 3, 1, 2, 0)],
+            (3, 3, 0, 0),
+            id="the whole task again: this run's landings are not skipped",
+        ),
+        pytest.param(
+            [
+                _attempt("whole_task", 6, 2, 1, 3),
+                _attempt("failed_objects", 6, 3, 1, 2),
+                _attempt("whole_task", 6, 2, 4, 0),
+            ],
+            (6, 5, 1, 0),
+            id="failed objects, then the whole task",
+        ),
+    ],
+)
+def test_run_totals_count_each_object_once(attempts, expected):
+    totals = run_totals(attempts)
+    assert (totals["total_num"], totals["successful_num"], totals["skipped_num"], totals["failed_num"]) == expected
+    assert totals["successful_num"] + totals["skipped_num"] + totals["failed_num"] == totals["total_num"]

@@ -181,6 +181,7 @@ class CreateMigrationTaskOperator(MigrationWaitOperator, _OMSOperator):
             task = self.hook.get_task(task_id)
         if task.get("status") not in STARTABLE_STATUSES:
             return None, None
+        self._attempts = [waiting.attempt_figures(task, waiting.WHOLE_TASK)]  # the earlier tries', for the totals
         self._start(task_id, failed_only=False)
         return waiting.fingerprint(task), time.time() + waiting.START_GRACE_SECONDS
 

@@ -24,6 +24,7 @@ from airflow_provider_oms.exceptions import (
     OMSApiError,
     OMSError,
     OMSMigrationError,
+    OMSMigrationFailed,
     OMSValidationError,
 )
 from airflow_provider_oms.operators.base import MigrationLineageMixin
@@ -101,6 +102,8 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         #: The OMS task this operator is waiting for (what on_kill pauses).
         self._waiting_for: str | None = None
+        #: The figures of the attempts of this run that have ended (the first run, restarts for failed objects).
+        self._attempts: list[dict[str, Any]] = []
 
     # -- starts (and failed-object restarts) ----------------------------------------------------
 
@@ -113,6 +116,23 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
         assert poll_interval is not None
         return poll_interval, timeout
 
+    def _begin_attempt(self, kind: str) -> None:
+        """Note that an attempt of this run begins (a start, or the create): ``waiting.WHOLE_TASK`` or not."""
+        self._attempts.append({"kind": kind})
+
+    def _end_attempt(self, task: Mapping[str, Any]) -> None:
+        """Keep the figures of the attempt that ended with ``task`` (read at its end)."""
+        from airflow_provider_oms import waiting
+
+        self._attempts[-1] = waiting.attempt_figures(task, self._attempts[-1]["kind"])
+
+    def _summary(self, task_id: str, task: Mapping[str, Any], restarts: int, started_at: float) -> dict[str, Any]:
+        """Return the run's result so far: totals over its attempts, and each attempt's figures (``waiting.result``)."""
+        from airflow_provider_oms import waiting
+
+        elapsed = time.time() - started_at
+        return waiting.result(task_id, task, restarts=restarts, elapsed_seconds=elapsed, attempts=self._attempts)
+
     def _start_body(self, *, failed_only: bool) -> dict[str, Any]:
         return self.hook.build_start_task_body(
             migrate_failed_object=failed_only,
@@ -122,10 +142,13 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
 
     def _start(self, task_id: str, *, failed_only: bool, body: Mapping[str, Any] | None = None) -> None:
         body = self._start_body(failed_only=failed_only) if body is None else body
+        from airflow_provider_oms.waiting import FAILED_OBJECTS, WHOLE_TASK
+
         self.log.info(
             "Starting OMS migration task %s (%s)", task_id, "failed objects only" if failed_only else "all objects"
         )
         self.hook.start_task(task_id, body)
+        self._begin_attempt(FAILED_OBJECTS if failed_only else WHOLE_TASK)
 
     def _wait_for(
         self,
@@ -137,9 +160,13 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
         grace_until: float | None,
     ) -> dict[str, Any]:
         """Wait for a task that has been started (or created): here, or deferred to the triggerer."""
+        from airflow_provider_oms.waiting import WHOLE_TASK
+
         poll_interval, timeout = self._check_wait_arguments()  # checked before the start; read again here
         self._lineage_task_id = task_id
         self._waiting_for = task_id  # from here on, a kill pauses the task (if cancel_on_kill)
+        if not self._attempts:  # created (OMS starts it by itself), or joined: its run is one attempt so far
+            self._begin_attempt(WHOLE_TASK)
         if self.deferrable:
             self._defer(task_id, poll_interval, started_at, restarts=0, before=before, grace_until=grace_until)
         deadline = started_at + timeout if timeout else None
@@ -194,7 +221,7 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
                 self._waiting_for = None
                 raise OMSMigrationError(
                     waiting.stale_start_message(task_id, task, started_at),
-                    task=waiting.result(task_id, task, restarts=restarts, elapsed_seconds=time.time() - started_at),
+                    task=self._summary(task_id, task, restarts, started_at),
                 )
             if self._restart_failed_objects(task_id, outcome, task, restarts):
                 restarts += 1
@@ -257,6 +284,7 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
                 deadline=self._deadline(started_at, timeout),
                 restarts=restarts,
                 started_at=started_at,
+                attempts=self._attempts,
                 cancel_on_kill=self.cancel_on_kill,
                 stale_fingerprint=before,
                 grace_until=grace_until,
@@ -274,6 +302,7 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
         task = dict(event.get("task") or {})
         restarts = int(event.get("restarts") or 0)
         started_at = event.get("started_at") or time.time()
+        self._attempts = [dict(attempt) for attempt in event.get("attempts") or ()]
         self._waiting_for = self._lineage_task_id = task_id
         if status == "error":
             raise OMSError(f"Waiting for OMS migration task {task_id} failed: {event.get('message')}")
@@ -286,8 +315,7 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
         outcome = Outcome(status)
         if event.get("message") and outcome is not Outcome.SUCCESS:  # the start never showed in OMS
             self._waiting_for = None
-            summary = waiting.result(task_id, task, restarts=restarts, elapsed_seconds=time.time() - started_at)
-            raise OMSMigrationError(str(event["message"]), task=summary)
+            raise OMSMigrationError(str(event["message"]), task=self._summary(task_id, task, restarts, started_at))
         if self._restart_failed_objects(task_id, outcome, task, restarts):
             self._defer(
                 task_id,
@@ -317,6 +345,7 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
             restarts + 1,
             self.retry_failed_objects,
         )
+        self._end_attempt(task)
         self._start(task_id, failed_only=True)
         return True
 
@@ -333,7 +362,7 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
         from airflow_provider_oms.waiting import Outcome
 
         self._waiting_for = None  # the wait has its outcome: a kill from now on has nothing to pause
-        summary = waiting.result(task_id, task, restarts=restarts, elapsed_seconds=time.time() - started_at)
+        summary = self._summary(task_id, task, restarts, started_at)
         self._lineage_task_id, self._lineage_summary = task_id, summary
         if isinstance(task.get("src_node"), Mapping) and isinstance(task.get("dst_node"), Mapping):
             self._lineage_task = dict(task)
@@ -345,6 +374,14 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
             message = waiting.failure_message(task_id, task)
             if restarts:
                 message += f" (after {restarts} restart(s) of the failed objects)"
+            if self.retry_failed_objects:
+                # The restarts for failed objects were this wait's retries: an Airflow retry would only repeat
+                # the migration. Without them, Airflow's retries start the task again (see docs/operators.md).
+                raise OMSMigrationFailed(
+                    f"{message}. Not retried by Airflow: retry_failed_objects ({self.retry_failed_objects}) is spent; "
+                    "fix the cause, then clear this task",
+                    task=summary,
+                )
         elif task.get("status") == TaskStatus.PAUSED:
             message = f"OMS migration task {task_id} was paused while Airflow waited for it (paused from outside?)"
         elif outcome is Outcome.STUCK:

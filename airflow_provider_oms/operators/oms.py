@@ -163,7 +163,7 @@ class StartMigrationTaskOperator(MigrationWaitOperator):
             when it has already succeeded (an earlier try's start ran it to the end), else ``None``.
         """
         from airflow_provider_oms.exceptions import OMSApiError, OMSRefusedError
-        from airflow_provider_oms.waiting import fingerprint
+        from airflow_provider_oms.waiting import WHOLE_TASK, attempt_figures, fingerprint
 
         body = self._start_body(failed_only=failed_only)  # every input is checked before the first request
         # What a stale read after the start would look like; not needed when nothing waits for the outcome.
@@ -195,6 +195,7 @@ class StartMigrationTaskOperator(MigrationWaitOperator):
             self.log.warning("OMS migration task %s has already succeeded (%s)", task_id, earlier)
             return None, task
         if retry and status in STARTABLE_STATUSES:  # paused meanwhile: resume it, as a start is asked to
+            self._attempts = [attempt_figures(task, WHOLE_TASK)]  # what the earlier tries did, for the totals
             self._start(task_id, failed_only=failed_only, body=body)
             return fingerprint(task), None
         if status == TaskStatus.PAUSING:

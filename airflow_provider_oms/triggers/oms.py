@@ -14,7 +14,7 @@ import dataclasses
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -153,7 +153,7 @@ class MigrationTaskTrigger(BaseTrigger):
 
     Yields exactly one event: ``{"status": "success" | "failed" | "stuck" | "unknown" | "timeout" | "error",
     "migration_task_id": ..., "task": <progress and outcome fields>, "message": ..., "restarts": ...,
-    "started_at": ...}``. It never starts a task;
+    "started_at": ..., "attempts": ...}``. It never starts a task;
     the operator does that before deferring, so a triggerer restart cannot start it twice.
 
     :param migration_task_id: the OMS task id.
@@ -164,6 +164,8 @@ class MigrationTaskTrigger(BaseTrigger):
     :param failure_statuses: statuses that end the wait with ``failed`` (default: failed).
     :param restarts: the operator's count of failed-object restarts so far, sent back in the event.
     :param started_at: when the operator started the task (UNIX time), sent back in the event.
+    :param attempts: the figures of the attempts of this run that ended before (the operator's, see
+        :func:`~airflow_provider_oms.waiting.attempt_figures`: counters only), sent back in the event.
     :param cancel_on_kill: pause the task in :meth:`on_kill`, when a person marks the deferred task failed or
         success or clears it (Airflow 3.3+). ``False`` for a sensor, which must never change what it watches.
     :param stale_fingerprint: :func:`~airflow_provider_oms.waiting.fingerprint` of the task read before the
@@ -182,6 +184,7 @@ class MigrationTaskTrigger(BaseTrigger):
         failure_statuses: Collection[int] = (TaskStatus.FAILED,),
         restarts: int = 0,
         started_at: float | None = None,
+        attempts: Sequence[Mapping[str, Any]] | None = None,
         cancel_on_kill: bool = True,
         stale_fingerprint: Sequence[Any] | None = None,
         grace_until: float | None = None,
@@ -197,6 +200,7 @@ class MigrationTaskTrigger(BaseTrigger):
         # it runs a trigger inline, and the operator needs them after every deferral.
         self.restarts = int(restarts)
         self.started_at = started_at
+        self.attempts = [dict(attempt) for attempt in attempts or ()]
         self.cancel_on_kill = bool(cancel_on_kill)
         self.stale_fingerprint = None if stale_fingerprint is None else list(stale_fingerprint)
         self.grace_until = grace_until
@@ -217,6 +221,7 @@ class MigrationTaskTrigger(BaseTrigger):
                 "failure_statuses": self.failure_statuses,
                 "restarts": self.restarts,
                 "started_at": self.started_at,
+                "attempts": self.attempts,
                 "cancel_on_kill": self.cancel_on_kill,
                 "stale_fingerprint": self.stale_fingerprint,
                 "grace_until": self.grace_until,
@@ -236,6 +241,7 @@ class MigrationTaskTrigger(BaseTrigger):
                 "message": message,
                 "restarts": self.restarts,
                 "started_at": self.started_at,
+                "attempts": self.attempts,
             }
         )
 

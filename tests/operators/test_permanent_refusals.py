@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from airflow_provider_oms.constants import TaskStatus
-from airflow_provider_oms.exceptions import OMSApiError, OMSRefusedError
+from airflow_provider_oms.exceptions import OMSApiError, OMSMigrationError, OMSRefusedError
 from airflow_provider_oms.operators.lifecycle import (
     CreateMigrationTaskOperator,
     DeleteMigrationTaskOperator,
@@ -137,3 +137,21 @@ def test_deleting_a_task_in_progress_is_left_to_airflows_retries(make_emulator):
         DeleteMigrationTaskOperator(task_id="delete", migration_task_id=task_id).execute(context={})
     assert not isinstance(raised.value, AirflowFailException)
     hook.stop_task(task_id)
+
+
+@pytest.mark.parametrize(("retry_failed_objects", "final"), [(1, True), (0, False)])
+def test_a_migration_that_fails_for_good(make_emulator, retry_failed_objects, final):
+    """
+    With retry_failed_objects, the restarts for failed objects were the wait's retries: once they are spent,
+    Airflow does not repeat the migration. Without it, Airflow's retries start the task again (as documented).
+    """
+    emulator, hook = make_emulator(task_start_delay=0.2)
+    task_id = paused_sample_task(emulator, hook, files=2)
+    emulator.add_fail_rule("data/f1.txt")  # fails every time
+
+    with pytest.raises(OMSMigrationError, match="1 objects failed") as raised:
+        start_operator(task_id, retry_failed_objects=retry_failed_objects).execute(context=retry_context(try_number=1))
+
+    assert isinstance(raised.value, AirflowFailException) is final
+    if final:
+        assert "Not retried by Airflow: retry_failed_objects (1) is spent" in str(raised.value)

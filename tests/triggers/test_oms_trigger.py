@@ -39,7 +39,7 @@ def run_trigger(trigger: MigrationTaskTrigger, timeout: float = WAIT) -> list:
 def the_event(events: list) -> dict:
     assert len(events) == 1, f"expected exactly one event, got {events}"
     payload = events[0].payload
-    assert set(payload) == {"status", "migration_task_id", "task", "message", "restarts", "started_at"}
+    assert set(payload) == {"status", "migration_task_id", "task", "message", "restarts", "started_at", "attempts"}
     dumped = json.dumps(payload)  # the triggerer stores it: it must be JSON
     for secret in SECRETS:
         assert secret not in dumped
@@ -79,13 +79,15 @@ def test_success_after_several_polls_yields_exactly_one_event(make_emulator):
     emulator.reset_requests()
 
     started_at = time.time() - 5
-    payload = the_event(run_trigger(trigger_for(task_id, poll_interval=0.2, restarts=2, started_at=started_at)))
+    attempts = [{"kind": "whole_task", "total_num": 5, "successful_num": 3}, {"kind": "failed_objects"}]
+    trigger = trigger_for(task_id, poll_interval=0.2, restarts=2, started_at=started_at, attempts=attempts)
+    payload = the_event(run_trigger(trigger))
 
     assert payload["status"] == "success"
     assert payload["migration_task_id"] == task_id
     assert payload["message"] == ""
     # The operator's state comes back in the event.
-    assert (payload["restarts"], payload["started_at"]) == (2, started_at)
+    assert (payload["restarts"], payload["started_at"], payload["attempts"]) == (2, started_at, attempts)
     task = payload["task"]
     assert tuple(task) == SUMMARY_FIELDS
     assert task["status"] == TaskStatus.SUCCEEDED
@@ -318,7 +320,7 @@ def test_serialize_without_deadline():
     assert kwargs["deadline"] is None
     assert kwargs["target_statuses"] == [5]
     assert kwargs["failure_statuses"] == [4]
-    assert (kwargs["restarts"], kwargs["started_at"]) == (0, None)
+    assert (kwargs["restarts"], kwargs["started_at"], kwargs["attempts"]) == (0, None, [])
     assert import_string(classpath)(**kwargs).serialize() == (classpath, kwargs)
 
 
