@@ -128,6 +128,9 @@ def figures(summary: Mapping[str, Any]) -> dict[str, Any]:
     """
     Return the figures of a migration for an asset event's extra (JSON, no credential).
 
+    The counters are the run's totals, each object counted once across its restarts; ``attempts`` holds each
+    attempt's own counters as OMS showed them when it ended (docs/lineage.md, "What the figures count").
+
     :param summary: the operator's result (:func:`airflow_provider_oms.waiting.result`).
     """
     return {
@@ -141,6 +144,7 @@ def figures(summary: Mapping[str, Any]) -> dict[str, Any]:
         "total_size": summary.get("total_size"),
         "elapsed_seconds": summary.get("elapsed_seconds"),
         "restarts": summary.get("restarts"),
+        "attempts": [dict(attempt) for attempt in summary.get("attempts") or ()],
     }
 
 
@@ -285,7 +289,7 @@ def operator_lineage(
     from openlineage.client.facet_v2 import error_message_run, output_statistics_output_dataset
 
     from airflow_provider_oms.constants import TaskStatus
-    from airflow_provider_oms.lineage_facets import OMSMigrationRunFacet
+    from airflow_provider_oms.lineage_facets import PRODUCER, OMSMigrationRunFacet
     from airflow_provider_oms.waiting import failure_message
 
     task = task or {}
@@ -295,7 +299,7 @@ def operator_lineage(
     if destination and summary:
         statistics = output_statistics(summary, task)
         output_facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-            size=statistics["size"], fileCount=statistics["fileCount"]
+            size=statistics["size"], fileCount=statistics["fileCount"], producer=PRODUCER
         )
     outputs = [OutputDataset(*destination, outputFacets=output_facets)] if destination else []
     run_facets: dict[str, Any] = {}
@@ -304,5 +308,7 @@ def operator_lineage(
         if failed and summary.get("status") == TaskStatus.FAILED:
             # The listener replaces it with the Airflow task's exception when it has one, which says the same.
             message = failure_message(str(summary.get("migration_task_id")), summary)
-            run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(message, programmingLanguage="python")
+            run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
+                message, programmingLanguage="python", producer=PRODUCER
+            )
     return OperatorLineage(inputs=inputs, outputs=outputs, run_facets=run_facets)

@@ -121,6 +121,8 @@ def test_a_lineage_read_is_one_attempt_within_its_timeout(emulator, oms_conn):
 
 def test_failure_lineage_reads_oms_once_and_in_time_during_an_outage(emulator, oms_conn):
     require_openlineage()
+    from airflow_provider_oms.lineage_facets import PRODUCER
+
     emulator.add_fail_rule("data/b.txt")
     task_id = create_sample_task(emulator, OMSHook(oms_conn), files=0, names=[])
     emulator.wait_for_status(task_id, {TaskStatus.FAILED}, timeout=20)
@@ -141,7 +143,7 @@ def test_failure_lineage_reads_oms_once_and_in_time_during_an_outage(emulator, o
     assert lineage.run_facets["oms_migration"].status == "failed"
     error = lineage.run_facets["errorMessage"]
     assert f"OMS migration task {task_id} failed" in error.message and "1 objects failed" in error.message
-    assert error.programmingLanguage == "python"
+    assert (error.programmingLanguage, error._producer) == ("python", PRODUCER)
 
 
 def test_complete_lineage_carries_output_statistics_and_a_facet_valid_against_its_schema(emulator, oms_conn):
@@ -165,6 +167,7 @@ def test_complete_lineage_carries_output_statistics_and_a_facet_valid_against_it
     assert (output.namespace, output.name) == ("obs://dst", "landing")
     statistics = output.outputFacets["outputStatistics"]
     assert (statistics.fileCount, statistics.size) == (2, sum(len(content) for content in FILES.values()))
+    assert statistics._producer == PRODUCER  # facets this provider builds name it, standard ones too
     assert "errorMessage" not in lineage.run_facets
     facet = json.loads(Serde.to_json(lineage.run_facets["oms_migration"]))
     assert facet["_producer"] == PRODUCER
