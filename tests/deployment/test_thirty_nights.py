@@ -193,6 +193,8 @@ class World:
         self.pending = sorted((mtime, key) for night in nights for key, mtime in night.objects.items())
         self.written: dict[str, float] = {}  # key -> when it appeared (time.time())
         self.tasks: dict[str, dict[str, Any]] = {}  # every OMS task seen: id -> its latest listing
+        self.first_seen: dict[str, float] = {}  # id -> when this thread first listed it (time.time())
+        self.longest_gap = 0.0  # the longest time between two looks at the list, in seconds
         self.longest_list = 0
         self.doomed_task: str | None = None
         self.errors: list[BaseException] = []
@@ -209,16 +211,20 @@ class World:
 
     def _loop(self) -> None:
         doomed_ds = self.nights[DOOMED - 1].ds
+        looked = time.time()
         while not self._stop.is_set():
             try:
                 ends = [run["end"] for run in self.db.runs().values()]
                 if ends:
                     self._write_until(max(ends).timestamp())
                 listed = self.emulator.list_tasks()
+                now = time.time()
+                self.longest_gap, looked = max(self.longest_gap, now - looked), now
                 self.longest_list = max(self.longest_list, len(listed))
                 for task in listed:
                     task_id = str(task["id"])
                     self.tasks[task_id] = task
+                    self.first_seen.setdefault(task_id, now)
                     if self.doomed_task is None and f"nightly migration of {doomed_ds} " in task["description"]:
                         self.doomed_task = task_id
                         pattern = f"exports/{doomed_ds}/{DOOMED_KEY_NAME}"
@@ -263,18 +269,22 @@ def test_thirty_one_nights_of_the_nightly_example(tmp_path: Path, emulator: OMSE
     (tmp_path / "staging").mkdir()
     (tmp_path / "home").mkdir()
     dag_file = nightly_dag_for_the_test(tmp_path / "dag", nights[0])
+    # The flaky night's extra objects fail at each task's first attempt: a failed-objects-only restart recovers them.
+    emulator.add_fail_rule(f"exports/{nights[FLAKY - 1].ds}/flaky-*", times=1)
     connections = {CONN_ID: emulator.airflow_connection(), "oms_source": SOURCE}
 
     config = {
         "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": str(PARALLEL),
         # A killed triggerer's triggers go to a live one once its heartbeat is this old (default 30 s).
         "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
+        # Keep every night's rendered fields (default: the last 30 runs' only), whose migrate_since is checked.
+        "AIRFLOW__CORE__MAX_NUM_RENDERED_TI_FIELDS_PER_TASK": "0",
     }
     with running_deployment(tmp_path / "home", [dag_file], connections, config=config) as airflow:
         db = MetadataDB(airflow.home / "airflow.db")
         with World(nights, emulator, tmp_path / "staging", db) as world:
             settled = run_the_nights(airflow, emulator, db, nights, world)
-            consumed = wait_for_the_consumer(airflow, db, settled)
+            consumed = wait_for_the_consumer(airflow, db)
         print(f"31 nights settled and consumed {time.monotonic() - began:.0f} s after the test began")
         print(timeline(db))
         assert not world.errors, world.errors
@@ -316,10 +326,10 @@ def run_the_nights(
             state = state_of(ds)
             if state in ("success", "failed") and ds not in seen["snapshots"]:
                 seen["snapshots"][ds] = backdate_the_nights_task(emulator, world, ds, run["end"])
-        done = [run for run in runs.values() if run["state"] in ("success", "failed")]
-        doomed = runs.get(nights[DOOMED - 1].ds)
-        doomed_retrying = doomed is not None and migrate.get(doomed["run_id"], (None, 0))[0] == "up_for_retry"
-        if len(runs) == NIGHTS and len(done) + doomed_retrying == NIGHTS:
+        # A night waiting for an Airflow retry (5 minutes away) has its outcome for the checks: it was retried.
+        ended = [ds for ds, run in runs.items() if run["state"] in ("success", "failed")]
+        retrying = [ds for ds in runs if ds not in ended and state_of(ds) == "up_for_retry"]
+        if len(runs) == NIGHTS and len(ended) + len(retrying) == NIGHTS:
             seen["runs"], seen["migrate"] = runs, migrate
             return seen
         if world.errors or time.monotonic() > deadline:
@@ -342,25 +352,44 @@ def backdate_the_nights_task(emulator: OMSEmulator, world: World, ds: str, end: 
     return None
 
 
-def wait_for_the_consumer(airflow: AirflowDeployment, db: MetadataDB, settled: dict[str, Any]) -> dict[int, int]:
-    """Wait until every asset event of the producer was consumed and the consumer's runs ended: event -> count."""
+def wait_for_the_consumer(airflow: AirflowDeployment, db: MetadataDB) -> dict[int, int]:
+    """
+    Wait until the consumer DAG has consumed every asset event of the nights; return event id -> times consumed.
 
-    def consumed() -> dict[int, int] | None:
+    On Airflow 3.3.2 (SQLite), an event that lands while the consumer's queue row exists does not move the row's
+    time, so the consumer's run takes only the events up to that time and the later one waits for the next event
+    (apache/airflow#56050): in production, the next night's. Here the next night is tomorrow, so once the
+    consumer is idle, an event posted through the REST API plays its part.
+    """
+
+    def unconsumed() -> list[int]:
+        consumed = {row[0] for row in db.rows("SELECT event_id FROM dagrun_asset_event")}
         events = [row[0] for row in db.rows("SELECT id FROM asset_event WHERE source_dag_id = ?", PRODUCER)]
-        counts = dict.fromkeys(events, 0)
-        for (event_id,) in db.rows("SELECT event_id FROM dagrun_asset_event"):
-            counts[event_id] = counts.get(event_id, 0) + 1
+        return [event_id for event_id in events if event_id not in consumed]
+
+    def consumer_idle() -> bool:
         busy = db.rows("SELECT 1 FROM dag_run WHERE dag_id = ? AND state NOT IN ('success', 'failed')", CONSUMER)
         queued = db.rows("SELECT 1 FROM asset_dag_run_queue WHERE target_dag_id = ?", CONSUMER)
-        return counts if events and all(counts.values()) and not busy and not queued else None
+        return not busy and not queued
 
     try:
-        return airflow.wait_for("the consumer DAG to consume every event", consumed, 60, interval=1)
+        airflow.wait_for("the consumer DAG to be idle", consumer_idle, 60, interval=1)
+        waiting = unconsumed()
+        print(f"{len(waiting)} asset event(s) wait for the next event (apache/airflow#56050): {waiting}")
+        if waiting:
+            (asset_id,) = db.rows("SELECT id FROM asset WHERE uri = ?", "obs://warehouse/landing")[0]
+            next_night = {"migration_task_id": None, "successful_num": 0, "note": "stands in for the next night"}
+            airflow.request("POST", "/api/v2/assets/events", json={"asset_id": asset_id, "extra": next_night})
+            airflow.wait_for("every event to be consumed", lambda: not unconsumed() and consumer_idle(), 60)
     except DeploymentError:
-        events = db.rows("SELECT id, source_run_id FROM asset_event WHERE source_dag_id = ?", PRODUCER)
+        events = db.rows("SELECT id, source_run_id, timestamp FROM asset_event")
         links = db.rows("SELECT dag_run_id, event_id FROM dagrun_asset_event")
-        runs = db.rows("SELECT run_id, state FROM dag_run WHERE dag_id = ?", CONSUMER)
+        runs = db.rows("SELECT run_id, state, run_after FROM dag_run WHERE dag_id = ?", CONSUMER)
         raise DeploymentError(f"events {events}\nconsumed {links}\nconsumer runs {runs}{airflow.tails()}") from None
+    counts: dict[int, int] = {}
+    for (event_id,) in db.rows("SELECT event_id FROM dagrun_asset_event"):
+        counts[event_id] = counts.get(event_id, 0) + 1
+    return counts
 
 
 # -- what must hold ---------------------------------------------------------------------------------------------
@@ -396,7 +425,12 @@ class Outcome:
 def check_the_later_nights_ran(outcome: Outcome) -> None:
     doomed = outcome.nights[DOOMED - 1]
     states = {ds: run["state"] for ds, run in sorted(outcome.runs.items()) if ds != doomed.ds}
-    assert states == {night.ds: "success" for night in outcome.nights if night is not doomed}, states
+    errors = {
+        ds: error_lines(task_log(outcome.airflow, outcome.runs[ds]["run_id"], MIGRATE, 1))
+        for ds, state in states.items()
+        if state != "success"
+    }
+    assert states == {night.ds: "success" for night in outcome.nights if night is not doomed}, (states, errors)
     print(f"at most {outcome.settled['max_running']} nights ran at once")
     assert outcome.settled["max_running"] > 1, "the nights ran one at a time"
 
@@ -425,6 +459,34 @@ def check_one_oms_task_a_night(outcome: Outcome) -> None:
     assert outcome.emulator.applied_creates == NIGHTS + 1, outcome.emulator.applied_creates  # + the other DAG's
 
 
+def check_each_window_begins_with_its_day(outcome: Outcome) -> None:
+    """Each night asked OMS for what changed since its day began, and its day's objects were there to be listed."""
+    rendered = {
+        run_id: json.loads(fields)["task_definition"]["migrate_since"]
+        for run_id, fields in outcome.db.rows(
+            "SELECT run_id, rendered_fields FROM rendered_task_instance_fields WHERE dag_id = ? AND task_id = ?",
+            PRODUCER,
+            MIGRATE,
+        )
+    }
+    since = {night.ds: rendered.get(outcome.runs[night.ds]["run_id"]) for night in outcome.nights}
+    assert since == {night.ds: str(int(night.start.timestamp())) for night in outcome.nights}, since
+    # A task lists its source TASK_START_DELAY after its create, which this test saw at most longest_gap late.
+    world = outcome.world
+    assert world.longest_gap < TASK_START_DELAY / 2, f"the test looked at OMS every {world.longest_gap:.1f} s only"
+    created = {
+        task["description"].split("nightly migration of ")[1].split()[0]: world.first_seen[task_id]
+        for task_id, task in outcome.own_tasks().items()
+    }
+    late = {
+        key: (night.ds, round(world.written[key] - created[night.ds], 1))
+        for night in outcome.nights
+        for key, mtime in night.objects.items()
+        if night.owns(mtime) and world.written[key] >= created[night.ds] - world.longest_gap + TASK_START_DELAY
+    }
+    assert not late, f"objects written after their night listed the source (a harness race, not a gap): {late}"
+
+
 def check_every_object_landed(outcome: Outcome) -> None:
     destination = outcome.emulator.bucket_path(DESTINATION_BUCKET) / SAVE_PREFIX
     doomed_key = f"exports/{outcome.nights[DOOMED - 1].ds}/{DOOMED_KEY_NAME}"
@@ -447,7 +509,8 @@ def check_each_event_consumed_once_with_its_figures(outcome: Outcome) -> None:
     by_ds = {night.ds: night for night in outcome.nights}
     event_nights = sorted(night_of[source_run] for _, source_run, _ in events)
     assert event_nights == sorted(ds for ds in by_ds if ds != doomed.ds), event_nights
-    assert outcome.consumed == {event_id: 1 for event_id, _, _ in events}, outcome.consumed
+    consumed = {event_id: outcome.consumed.get(event_id, 0) for event_id, _, _ in events}
+    assert consumed == {event_id: 1 for event_id, _, _ in events}, consumed
     consumer_runs = db.rows("SELECT state FROM dag_run WHERE dag_id = ?", CONSUMER)
     assert consumer_runs and all(state == "success" for (state,) in consumer_runs), consumer_runs
     print(f"{len(events)} asset events, consumed by {len(consumer_runs)} runs of the consumer")
@@ -491,6 +554,7 @@ CHECKS = (
     check_the_later_nights_ran,
     check_the_doomed_night_failed_once_clearly,
     check_one_oms_task_a_night,
+    check_each_window_begins_with_its_day,
     check_every_object_landed,
     check_each_event_consumed_once_with_its_figures,
     check_the_faults_happened,
@@ -533,6 +597,18 @@ def timeline(db: MetadataDB) -> str:
         f"nights from the first queued to the last ended: {(last - first).total_seconds():.0f} s; a night took "
         f"{took[0]:.0f} to {took[-1]:.0f} s (median {took[len(took) // 2]:.0f} s)"
     )
+
+
+def error_lines(log: str) -> list[str]:
+    """The warnings and errors of a task log (JSON lines), with the exception's message."""
+    found = []
+    for line in log.splitlines():
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if event.get("level") in ("warning", "error", "critical"):
+                detail = event.get("error_detail") or [{}]
+                found.append(f"{event.get('event')} {detail[0].get('exc_type', '')} {detail[0].get('exc_value', '')}")
+    return found
 
 
 def task_log(airflow: AirflowDeployment, run_id: str, task_id: str, attempt: int) -> str:
