@@ -32,6 +32,8 @@ class OMSMigrationRunFacet(RunFacet):
     """
     The outcome of one OMS migration: task id, status and figures, and where the failed-object list is.
 
+    The counters are the run's totals over its attempts, each object counted once (``waiting.run_totals``).
+
     :param migrationTaskId: the OMS task id.
     :param status: the OMS status name (``succeeded``, ``failed``...).
     :param totalNum: objects listed.
@@ -43,6 +45,8 @@ class OMSMigrationRunFacet(RunFacet):
     :param elapsedSeconds: how long the operator waited.
     :param restarts: restarts for the failed objects.
     :param failedObjectListKey: the key of the failed-object list in the destination bucket, if any.
+    :param attempts: each attempt's own figures, as OMS counted them when it ended: ``kind`` (``whole_task``,
+        ``failed_objects``), ``statusName`` and the counters above.
     """
 
     # camelCase, as OpenLineage facets name their fields
@@ -57,6 +61,7 @@ class OMSMigrationRunFacet(RunFacet):
     elapsedSeconds: float | None = None
     restarts: int | None = None
     failedObjectListKey: str | None = None
+    attempts: list[dict[str, Any]] | None = None
     # This provider, where the base facet's default is the OpenLineage provider that emits the event.
     _producer: str = field(default=PRODUCER, kw_only=True)
 
@@ -67,6 +72,7 @@ class OMSMigrationRunFacet(RunFacet):
     @classmethod
     def from_summary(cls, summary: Mapping[str, Any], failed_object_list_key: str | None) -> OMSMigrationRunFacet:
         """Build the facet from the operator's result."""
+        attempts = [{_camel(key): value for key, value in attempt.items()} for attempt in summary.get("attempts") or []]
         return cls(
             migrationTaskId=str(summary.get("migration_task_id")),
             status=summary.get("status_name"),
@@ -79,4 +85,11 @@ class OMSMigrationRunFacet(RunFacet):
             elapsedSeconds=summary.get("elapsed_seconds"),
             restarts=summary.get("restarts"),
             failedObjectListKey=failed_object_list_key,
+            attempts=attempts or None,
         )
+
+
+def _camel(key: str) -> str:
+    """``successful_num`` -> ``successfulNum``, as OpenLineage facets name their fields."""
+    first, *rest = key.split("_")
+    return first + "".join(part.capitalize() for part in rest)

@@ -172,3 +172,27 @@ def test_complete_lineage_carries_output_statistics_and_a_facet_valid_against_it
     facet = json.loads(Serde.to_json(lineage.run_facets["oms_migration"]))
     assert facet["_producer"] == PRODUCER
     check_oms_migration_facet(facet)
+
+
+def test_the_facet_carries_the_runs_totals_and_each_attempts_figures(emulator, oms_conn):
+    require_openlineage()
+    from openlineage.client.serde import Serde
+
+    emulator.add_fail_rule("data/b.txt", times=1)
+    operator = CreateMigrationTaskOperator(
+        task_id="create",
+        task_definition=DEFINITION,
+        source_conn_id="src",
+        oms_conn_id=oms_conn,
+        wait_for_completion=True,
+        poll_interval=1,
+        retry_failed_objects=1,
+    )
+    result = run_operator(operator, retry_context(try_number=1))
+    facet = json.loads(Serde.to_json(operator.get_openlineage_facets_on_complete(None).run_facets["oms_migration"]))
+
+    assert (facet["successfulNum"], facet["failedNum"], facet["restarts"]) == (2, 0, 1)
+    attempts = [(a["kind"], a["statusName"], a["successfulNum"], a["failedNum"]) for a in facet["attempts"]]
+    expected = [(a["kind"], a["status_name"], a["successful_num"], a["failed_num"]) for a in result["attempts"]]
+    assert attempts == expected == [("whole_task", "failed", 1, 1), ("failed_objects", "succeeded", 2, 0)]
+    check_oms_migration_facet(facet)
