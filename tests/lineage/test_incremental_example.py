@@ -57,6 +57,8 @@ def test_nightly_example_migrates_the_changes_and_emits_the_destination_asset(tm
 
     xcom = airflow.xcom_value(PRODUCER, "migrate_changes")
     assert (xcom["status_name"], xcom["total_num"], xcom["successful_num"]) == ("succeeded", 1, 1)
+    housekeeping = airflow.xcom_value(PRODUCER, "delete_old_tasks")  # tonight's task is kept: it just ended
+    assert (housekeeping["deleted"], housekeeping["kept_recent"]) == ([], [xcom["migration_task_id"]]), housekeeping
     ((uri, extra),) = airflow.asset_events(PRODUCER)
     assert uri == "obs://warehouse/landing"
     assert (extra["migration_task_id"], extra["successful_num"]) == (xcom["migration_task_id"], 1)
@@ -64,7 +66,10 @@ def test_nightly_example_migrates_the_changes_and_emits_the_destination_asset(tm
         queued = db.execute("SELECT target_dag_id FROM asset_dag_run_queue").fetchall()
     assert queued == [(CONSUMER,)]  # the scheduler creates the consumer's run from this
 
-    (complete,) = [e for e in airflow.lineage_events(PRODUCER) if e["eventType"] == "COMPLETE"]
+    migrate = f"{PRODUCER}.migrate_changes"  # the migration; delete_old_tasks, the housekeeping, is another job
+    (complete,) = [
+        e for e in airflow.lineage_events(PRODUCER) if e["eventType"] == "COMPLETE" and e["job"]["name"] == migrate
+    ]
     assert [(d["namespace"], d["name"]) for d in complete["inputs"]] == [("s3://legacy-exports", "exports")]
     assert [(d["namespace"], d["name"]) for d in complete["outputs"]] == [("obs://warehouse", "landing")]
     assert complete["run"]["facets"]["oms_migration"]["successfulNum"] == 1
