@@ -162,8 +162,9 @@ class CreateMigrationTaskOperator(MigrationWaitOperator, _OMSOperator):
             id_key="id",
         )
         if not self.wait_for_completion:
-            name = self.hook.get_task(task_id).get("name")
-            return {"migration_task_id": task_id, "task_name": name, "reused": reused}
+            task = self.hook.get_task(task_id)
+            self._lineage_task_id, self._lineage_task = task_id, task  # its datasets, for OpenLineage
+            return {"migration_task_id": task_id, "task_name": task.get("name"), "reused": reused}
         before, grace_until = self._take_over(task_id) if reused else (None, None)
         return self._wait_for(context, task_id, started_at=started_at, before=before, grace_until=grace_until)
 

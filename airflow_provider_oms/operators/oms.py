@@ -235,6 +235,7 @@ class StartMigrationTaskOperator(MigrationWaitOperator):
             return self._finish(context, task_id, waiting.Outcome.SUCCESS, finished, 0, started_at)
         if not self.wait_for_completion:
             task = self.hook.get_task(task_id)
+            self._lineage_task_id, self._lineage_task = task_id, task  # its datasets, for OpenLineage
             self.log.info("OMS migration task %s started; status now %s", task_id, status_name(task.get("status")))
             return waiting.result(task_id, task, restarts=0, elapsed_seconds=time.time() - started_at)
         grace_until = started_at + waiting.START_GRACE_SECONDS if before is not None else None

@@ -172,3 +172,19 @@ def test_stop_the_sensor_and_delete_are_no_producers(emulator, airflow):
     facet = complete[f"{dag_id}.watch_migration"]["run"]["facets"]["oms_migration"]
     assert (facet["migrationTaskId"], facet["status"]) == (task_id, "paused")
     check_oms_migration_facet(facet)
+
+
+def test_a_create_that_does_not_wait_reports_its_datasets(emulator, airflow):
+    require_openlineage()
+    dag_id = "oms_lineage_create_only"
+    write_objects(emulator.bucket_path("src"), [f"data/f{n}.txt" for n in range(2)])
+    emulator.bucket_path("dst")
+    result = airflow.dags_test(dag_id)
+    assert result.succeeded, result.output[-4000:]
+
+    (event,) = [e for e in airflow.lineage_events(dag_id) if e["eventType"] == "COMPLETE" and "." in e["job"]["name"]]
+    # the task it created, read once: its datasets; no outcome yet, so no figures
+    assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [("s3://src", "data")]
+    assert [(d["namespace"], d["name"]) for d in event["outputs"]] == [("obs://dst", "in")]
+    assert "oms_migration" not in event["run"]["facets"]
+    no_credential_in(airflow.events.read_text())

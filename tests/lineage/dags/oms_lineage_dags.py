@@ -32,7 +32,7 @@ def start_dag(dag_id: str, **kwargs) -> DAG:
     return dag
 
 
-def create_dag(dag_id: str, **kwargs) -> DAG:
+def create_dag(dag_id: str, *, wait_for_completion: bool = True, **kwargs) -> DAG:
     with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False, params=PARAMS) as dag:
         CreateMigrationTaskOperator(
             task_id="create_migration",
@@ -42,7 +42,7 @@ def create_dag(dag_id: str, **kwargs) -> DAG:
                 "dst_node": {"region": "local", "bucket": "dst", "save_prefix": "in/"},
             },
             source_conn_id="oms_source",
-            wait_for_completion=True,
+            wait_for_completion=wait_for_completion,
             poll_interval=1,
             outlets=[DESTINATION, AssetAlias(f"{dag_id}_alias")],
             **kwargs,
@@ -70,3 +70,5 @@ def watchers_dag(dag_id: str) -> DAG:
 
 
 lineage_watchers = watchers_dag("oms_lineage_watchers")
+#: A create that does not wait: no figures yet, its datasets from the hook's lineage.
+lineage_create_only = create_dag("oms_lineage_create_only", wait_for_completion=False)
