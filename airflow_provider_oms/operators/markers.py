@@ -98,7 +98,7 @@ def run_marker(context: Context, retries: int | None = 0) -> str:
     if clears > 0:
         key += f"/clear-number-{clears}"
     instance = hashlib.sha256(key.encode()).hexdigest()[:_INSTANCE_PART_DIGITS]
-    return f"airflow-{dag_marker(context['ti'].dag_id)}-{instance}"
+    return f"airflow-{dag_marker(str(context['ti'].dag_id))}-{instance}"
 
 
 def lookup_markers(context: Context, retries: int | None) -> frozenset[str]:
