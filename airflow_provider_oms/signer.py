@@ -16,14 +16,12 @@ The algorithm follows the official SDK's ``huaweicloudsdkcore.signer.Signer`` ex
 from __future__ import annotations
 
 import hashlib
-import importlib
+import hmac
 import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
-from typing import Any
 from urllib.parse import quote, unquote
 
 ALGORITHM = "SDK-HMAC-SHA256"
@@ -43,28 +41,6 @@ _AUTH_RE = re.compile(
 )
 
 
-def _builtin_sha256() -> Any:
-    """
-    Return CPython's own SHA-256 constructor, falling back to :func:`hashlib.sha256` where it is missing.
-
-    The digests are the same. With OpenSSL 3, each ``hashlib.sha256()`` and ``hmac.digest()`` pays for looking
-    the algorithm up again, which costs tens of microseconds once the CPU's caches went cold while the hook
-    waited for the network (``make bench``, per call); CPython's built-in implementation has no such step.
-    """
-    for module in ("_sha2", "_sha256"):  # CPython 3.12+, CPython 3.10 and 3.11
-        try:
-            return importlib.import_module(module).sha256
-        except (ImportError, AttributeError):
-            continue
-    return hashlib.sha256
-
-
-_sha256 = _builtin_sha256()
-_BLOCK_SIZE = 64  # SHA-256's block, which HMAC pads the key to
-_TRANS_36 = bytes(x ^ 0x36 for x in range(256))
-_TRANS_5C = bytes(x ^ 0x5C for x in range(256))
-
-
 def _encode(value: str) -> str:
     # quote() never encodes unreserved characters (letters, digits, "_.-~"); "~" is named to be explicit.
     return quote(value, safe="~")
@@ -76,20 +52,10 @@ def _query_value(value: QueryValue) -> str:
     return str(value)
 
 
-#: The last second formatted for "now" and its text: every request signed within one second carries the same date.
-_now_text: tuple[int, str] = (-1, "")
-
-
 def format_sdk_date(moment: datetime | None = None) -> str:
     """Return ``moment`` (default: now) in the ``X-Sdk-Date`` format, in UTC."""
-    global _now_text
     if moment is None:
-        second = int(time.time())
-        cached_second, text = _now_text  # one tuple, replaced whole: safe across threads
-        if cached_second != second:
-            text = time.strftime(DATE_FORMAT, time.gmtime(second))
-            _now_text = (second, text)
-        return text
+        return time.strftime(DATE_FORMAT, time.gmtime(time.time()))
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc)
     return moment.strftime(DATE_FORMAT)
@@ -100,9 +66,8 @@ def parse_sdk_date(value: str) -> datetime:
     return datetime.strptime(value, DATE_FORMAT).replace(tzinfo=timezone.utc)
 
 
-@lru_cache(maxsize=1024)
 def canonical_uri(path: str) -> str:
-    """Return the canonical URI of a request path (as sent on the wire, without the query); remembered per path."""
+    """Return the canonical URI of a request path (as sent on the wire, without the query)."""
     uri = "/".join(_encode(segment) for segment in unquote(path).split("/"))
     return uri if uri.endswith("/") else uri + "/"
 
@@ -153,7 +118,7 @@ def _canonical_request(
     if missing:
         raise ValueError(f"signed headers missing from the request: {', '.join(missing)}")
     canonical_headers = "".join(f"{name}:{lowered[name]}\n" for name in signed_headers)
-    payload_hash = _sha256(body).hexdigest() if body else EMPTY_BODY_SHA256
+    payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_BODY_SHA256
     return "\n".join(
         [
             method.upper(),
@@ -168,21 +133,13 @@ def _canonical_request(
 
 def string_to_sign(canonical: str, sdk_date: str) -> str:
     """Return the string to sign for a canonical request and its ``X-Sdk-Date``."""
-    digest = _sha256(canonical.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     return f"{ALGORITHM}\n{sdk_date}\n{digest}"
 
 
 def signature(secret_key: str, to_sign: str) -> str:
-    """Return the hex HMAC-SHA256 (RFC 2104) of ``to_sign`` keyed with the secret key."""
-    key = secret_key.encode("utf-8")
-    if len(key) > _BLOCK_SIZE:
-        key = _sha256(key).digest()
-    key = key.ljust(_BLOCK_SIZE, b"\0")
-    inner = _sha256(key.translate(_TRANS_36))
-    inner.update(to_sign.encode("utf-8"))
-    outer = _sha256(key.translate(_TRANS_5C))
-    outer.update(inner.digest())
-    return outer.hexdigest()
+    """Return the hex HMAC-SHA256 (RFC 2104) of ``to_sign`` keyed with the secret key, as the official SDK does."""
+    return hmac.new(secret_key.encode("utf-8"), to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def authorization_header(access_key: str, signed_headers: list[str], sig: str) -> str:

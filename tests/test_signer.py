@@ -613,7 +613,7 @@ def test_format_sdk_date_defaults_to_now() -> None:
 
 
 def test_format_sdk_date_now_follows_the_clock_second_by_second(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Format "now" once per second and reuse it within that second; the next second gives the next date."""
+    """ "Now" follows the clock: the same second gives the same date, the next second the next date."""
     clock = [datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp() + 0.25]
     monkeypatch.setattr(signer.time, "time", lambda: clock[0])
     assert signer.format_sdk_date() == DATE
@@ -631,44 +631,43 @@ def test_parse_sdk_date_rejects_malformed(value: str) -> None:
         signer.parse_sdk_date(value)
 
 
+# RFC 4231's HMAC-SHA256 test cases 1 and 2 (the others' keys are not UTF-8 text, as a secret key is).
+RFC_4231 = [
+    ("\x0b" * 20, "Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+    ("Jefe", "what do ya want for nothing?", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+]
+
+
+@pytest.mark.parametrize(("key", "message", "expected"), RFC_4231)
+def test_signature_matches_rfc_4231(key: str, message: str, expected: str) -> None:
+    assert signer.signature(key, message) == expected
+
+
 @pytest.mark.parametrize("key_length", [0, 1, 40, 63, 64, 65, 200])
-def test_signature_is_hmac_sha256_for_every_key_length(key_length: int) -> None:
-    # The signer computes HMAC itself over CPython's built-in SHA-256 (see signer._builtin_sha256): it must
-    # equal the standard library's HMAC for keys shorter than, as long as, and longer than SHA-256's block.
+def test_signature_equals_the_official_sdk_for_every_key_length(key_length: int) -> None:
+    # Keys shorter than, as long as and longer than SHA-256's 64-byte block (HMAC hashes a longer key first).
+    from huaweicloudsdkcore.signer.signer import Signer
+
     secret = ("sk-é" * 100)[:key_length]
     message = "SDK-HMAC-SHA256\n20240101T000000Z\n" + "ab" * 40
-    assert signer.signature(secret, message) == signer_signature_with_stdlib(secret, message)
+    sdk = Signer(SimpleNamespace(ak="ak", sk=secret))
+    assert signer.signature(secret, message) == sdk._sign_string_to_sign(message, secret)
 
 
-def test_signer_falls_back_to_hashlib_without_builtin_sha256(monkeypatch: pytest.MonkeyPatch) -> None:
-    # An interpreter without CPython's _sha2/_sha256 modules signs with hashlib's SHA-256, with the same result.
-    import importlib
+def test_signer_uses_only_the_standard_librarys_hmac_and_hashlib() -> None:
+    # FIPS-capable signing: HMAC through `hmac` (OpenSSL's provider), no private CPython module, no hand-written
+    # HMAC (no XOR pads), nothing imported dynamically.
+    import ast
+    import inspect
 
-    real_import = importlib.import_module
-
-    def no_builtin_sha(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name in {"_sha2", "_sha256"}:
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib, "import_module", no_builtin_sha)
-    assert signer._builtin_sha256() is hashlib.sha256
-    monkeypatch.setattr(signer, "_sha256", hashlib.sha256)
-    assert signer.signature(SK, "to sign") == signer_signature_with_stdlib(SK, "to sign")
-
-
-def signer_signature_with_stdlib(secret: str, message: str) -> str:
-    """The signature as the standard library's hmac module computes it."""
-    import hmac
-
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-
-
-def test_signer_uses_cpythons_builtin_sha256() -> None:
-    # The per-call benchmark's reason for it: OpenSSL 3's lookup on each hash costs tens of microseconds.
-    import platform
-
-    if platform.python_implementation() != "CPython":
-        pytest.fail("this provider is tested on CPython only")
-    assert signer._sha256 is not hashlib.sha256
-    assert signer._sha256(b"abc").hexdigest() == hashlib.sha256(b"abc").hexdigest()
+    tree = ast.parse(inspect.getsource(signer))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert {"hmac", "hashlib"} <= imported
+    assert not [name for name in imported if (name.startswith("_") and name != "__future__") or name == "importlib"], (
+        imported
+    )
+    source = inspect.getsource(signer)
+    assert "0x36" not in source and "0x5c" not in source.lower() and "translate(" not in source
+    calls = [ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    assert "hmac.new" in calls
