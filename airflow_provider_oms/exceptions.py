@@ -153,8 +153,12 @@ class OMSSensorTimeout(OMSMigrationError, AirflowSensorTimeout):
     """A sensor's wait ran out of time. Like any sensor timeout, Airflow does not retry it."""
 
 
-def connection_test_failure(err: OMSApiError) -> str:
-    """Say what a failed connection test (the form's Test button) means and what to check."""
+def connection_test_failure(err: OMSApiError, *, token_auth: bool = False) -> str:
+    """
+    Say what a failed connection test (the form's Test button) means and what to check.
+
+    :param token_auth: the connection logs in as an IAM user (``auth_type: token``) rather than signing with AK/SK.
+    """
     if err.http_status is None:
         return f"Could not reach OMS: {err}. Check the connection's region or endpoint, and the network or proxy."
     if "clock is" in str(err):
@@ -162,12 +166,20 @@ def connection_test_failure(err: OMSApiError) -> str:
     if err.http_status in (401, 403):
         # Not the connection id: the UI's Test button tests a throw-away copy under a random one. Not str(err)
         # either: its hint repeats the advice below.
-        details = " ".join(str(part) for part in (err.error_code, err.error_msg) if part)
+        # IAM's error code is the HTTP status again ({"error": {"code": 401, ...}}): say it once.
+        code = err.error_code if err.error_code != str(err.http_status) else None
+        said = " ".join(str(part) for part in (f"HTTP {err.http_status}", code, err.error_msg) if part)
         request = f" (request id {err.request_id})" if err.request_id else ""
+        if token_auth:
+            return (
+                "IAM or OMS refused the credentials: check the IAM user name (login) and password, the extra "
+                "'domain' (the account), and that project_id is the project of this region for that account. "
+                f"The answer was: {said}{request}"
+            )
         return (
             f"OMS refused the credentials ({err.error_code or err.http_status}): check the AK (login) and SK "
             "(password), the security token of temporary credentials, and that project_id is the project of this "
-            f"region for that account. OMS said: HTTP {err.http_status} {details}{request}"
+            f"region for that account. OMS said: {said}{request}"
         )
     if err.http_status == 404:
         return f"OMS did not find the project or the API: check project_id and the region or endpoint. {err}"

@@ -4,13 +4,18 @@ IAM token authentication (``X-Auth-Token``), the seed API's form.
 A token comes from the IAM endpoint for an IAM user's name and password and is cached until shortly before
 it expires.
 
-No Airflow here. A token is asked for once per user, domain and project and shared by every hook of the
-process (and by triggers, through a worker thread), so a thousand waits do not log in a thousand times.
+No Airflow here. A token is asked for once per endpoint, domain, user, project and password, and shared by
+every hook of the process (and by triggers, through a worker thread), so a thousand waits do not log in a
+thousand times, and a connection with a wrong password never rides on the token another connection's right
+password got.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,9 +44,9 @@ class IAMSettings:
     timeout: float = 60.0
 
     @property
-    def cache_key(self) -> tuple[str, str, str, str]:
-        """What a cached token is for."""
-        return (self.endpoint, self.domain, self.user, self.project_id)
+    def cache_key(self) -> tuple[str, str, str, str, str]:
+        """What a cached token is for: who logs in where, and a keyed hash of the password (never the password)."""
+        return (self.endpoint, self.domain, self.user, self.project_id, _password_hash(self.password))
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,14 @@ class _Token:
     expires_at: float
 
 
-_cache: dict[tuple[str, str, str, str], _Token] = {}
+_cache: dict[tuple[str, str, str, str, str], _Token] = {}
 _lock = threading.Lock()
+#: Keys the password hashes of this process: a hash in memory cannot be checked against guesses elsewhere.
+_HASH_KEY = secrets.token_bytes(32)
+
+
+def _password_hash(password: str) -> str:
+    return hmac.new(_HASH_KEY, password.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _expiry(body: Any) -> float:
@@ -95,6 +106,8 @@ def _request_token(settings: IAMSettings) -> _Token:
     token = response.headers.get(SUBJECT_TOKEN_HEADER)
     if response.status_code != 201 or not token:
         code, message = parse_error_body(response.content)
+        if code == str(response.status_code):  # IAM's {"error": {"code": 401, ...}}: the status again
+            code = None
         hint = (
             "check the IAM user name (login), password and extra 'domain' of the connection"
             if response.status_code in (400, 401, 403)

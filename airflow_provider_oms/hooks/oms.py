@@ -617,6 +617,6 @@ class OMSHook(BaseHook):
         except OMSValidationError as err:
             return False, f"The connection is not usable: {err}"
         except OMSApiError as err:
-            return False, connection_test_failure(err)
+            return False, connection_test_failure(err, token_auth=self.config.iam is not None)
         where = f"region {config.region}" if config.region else f"endpoint {config.endpoint}"
         return True, f"Connected to Huawei Cloud OMS ({where}) for project {config.project_id}"

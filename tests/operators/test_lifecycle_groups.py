@@ -326,6 +326,30 @@ def test_a_wrong_iam_password_is_a_clear_error_without_the_password(
     assert not [r for r in token_emulator.requests if r.path.endswith("/tasks")]  # no OMS call without a token
 
 
+def test_a_wrong_iam_password_never_rides_on_the_right_ones_token(
+    token_emulator: OMSEmulator, set_connection: Any
+) -> None:
+    # Two connections of the same IAM user in one process (a shared triggerer, the API server): wrong, right,
+    # wrong again. The token is cached per password too, so the wrong one is refused every time.
+    conn = token_emulator.airflow_connection(auth="token")
+    set_connection(
+        "oms_bad", conn_type="huaweicloud_oms", login=conn["login"], password="Wrong-Password-0003", extra=conn["extra"]
+    )
+    with pytest.raises(OMSApiError, match="HTTP 401"):
+        OMSHook("oms_bad").list_tasks()
+    assert OMSHook("oms_token").list_tasks()["count"] == 0
+    assert token_emulator.tokens_issued == 1
+    with pytest.raises(OMSApiError, match="HTTP 401"):
+        OMSHook("oms_bad").list_tasks()
+    ok, message = OMSHook("oms_bad").test_connection()  # the form's Test button
+    assert not ok
+    assert "IAM user name (login) and password" in message and "AK (login)" not in message
+    assert "401 401" not in message and "Wrong-Password-0003" not in message
+    assert OMSHook("oms_token").test_connection()[0]
+    assert token_emulator.tokens_issued == 1
+    assert not any(conn["password"] in repr(key) for key in iam._cache)  # a hash of it, never the password
+
+
 def test_the_trigger_waits_with_a_token_connection(token_emulator: OMSEmulator) -> None:
     emulator = token_emulator
     task_id = str(OMSHook("oms_token").create_task(sample_task_body())["id"])
