@@ -599,6 +599,12 @@ class DistributedDeployment(LoopbackAirflow):
             time.sleep(0.1)
         return pids
 
+    def signal_component(self, name: str, signum: int) -> None:
+        """Send a signal to every process of a component (``SIGSTOP``/``SIGCONT`` freeze and thaw it)."""
+        for pid in self.components[name].members():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     def all_pids(self) -> list[int]:
         """Every live process the deployment started, servers included."""
         return sorted({pid for component in self.every_leader for pid in component.members()})

@@ -14,9 +14,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,14 @@ CONN_ID = "oms_distributed"
 AK = "DISTAKQ7W3ZK9P2M5X8R"
 SK = "dist-SK-Vq4Nz8Lk2Wp6Rt9Yc3Hm7Bx1Fd5Gj0"
 SECURITY_TOKEN = "dist-STS-" + "Tk7Qw2Ep9Rz4Uy6Io1Pa3Sd8Fg5Hj0Kl" * 3
+#: The source side: an `aws` connection with temporary keys, kept in the metadata database (Fernet-encrypted),
+#: as a person would add it in the UI; every start reads it and sends the keys to OMS.
+SOURCE_CONN_ID = "oms_dist_source"
+SRC_AK = "ASIADISTSRC7Q2W9E4R6"
+SRC_SK = "dist-src-SK-Lp3Mx8Vb2Nq7Tz5Wc9Ky4Hd6"
+SRC_TOKEN = "dist-src-session-" + "Fq8Wm3Zr6Yt1Ub4Xe7Ic2Ov5" * 3
+#: Start-body field -> the value this test's source connection must put there.
+SOURCE_FIELDS = {"src_ak": SRC_AK, "src_sk": SRC_SK, "src_security_token": SRC_TOKEN}
 #: Seconds each object takes in the emulator, and a created or started task's wait: migrations of a few
 #: dozen files last long enough to kill things in the middle of them.
 OBJECT_DELAY = 1.0
@@ -58,6 +67,23 @@ def oms_connection(emulator: OMSEmulator) -> dict:
     return conn
 
 
+def source_connection() -> dict[str, Any]:
+    """The source connection, as the REST API takes it."""
+    return {
+        "connection_id": SOURCE_CONN_ID,
+        "conn_type": "aws",
+        # In extras, not login/password: Airflow encrypts a connection's password and extra, never its login.
+        "extra": json.dumps(
+            {
+                "aws_access_key_id": SRC_AK,
+                "aws_secret_access_key": SRC_SK,
+                "aws_session_token": SRC_TOKEN,
+                "region_name": "eu-west-1",
+            }
+        ),
+    }
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory) -> Iterator[OMSEmulator]:
     """The OMS emulator, in this process, on 127.0.0.1; this process's hook talks to it as every component."""
@@ -73,6 +99,28 @@ def emulator(tmp_path_factory) -> Iterator[OMSEmulator]:
     ):
         patch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(oms_connection(emu)))
         yield emu
+
+
+@pytest.fixture(scope="session")
+def source_keys_sent(emulator) -> Iterator[dict[str, list[str]]]:
+    """
+    OMS task id -> the source fields each of its start requests carried with this test's source keys.
+
+    The emulator keeps no request body (they carry credentials), so its store's start is wrapped here to note
+    which fields matched; the values themselves are never kept.
+    """
+    sent: dict[str, list[str]] = {}
+    store = emulator._store
+    start_task = store.start_task
+
+    def noting_start(task_id: int | str, body: Any) -> None:
+        fields = body if isinstance(body, Mapping) else {}
+        sent[str(task_id)] = sorted(name for name, value in SOURCE_FIELDS.items() if fields.get(name) == value)
+        start_task(task_id, body)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "start_task", noting_start)
+        yield sent
 
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:
@@ -106,6 +154,7 @@ def deployment(request, emulator) -> Iterator:
     try:
         try:
             cluster.start()
+            cluster.request("POST", "/api/v2/connections", expect=201, json=source_connection())
         finally:
             for key, value in cluster.timings.items():
                 figures.record(key, value)

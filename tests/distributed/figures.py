@@ -70,6 +70,10 @@ def render() -> str:
         f"| deadline task: operator timeout {FIGURES.get('deadline_timeout', '?')} s, paused after | "
         f"{_s('deadline_paused_after_seconds')} |",
         f"| OMS outage (HTTP 503 to every call) | {_s('outage_seconds')} |",
+        f"| deferred tasks marked failed (REST API) to both triggers' `on_kill` done (one paused its OMS task) | "
+        f"{_s('mark_failed_to_on_kill_seconds')} |",
+        f"| one credential scan of PostgreSQL (`pg_dump`, Fernet tokens decrypted) and Redis, mid-run | "
+        f"{_s('in_flight_scan_seconds')} |",
         f"| teardown | {_s('teardown_seconds')} |",
         f"| the pytest session | {_s('session_seconds')} |",
         "",

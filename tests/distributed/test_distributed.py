@@ -2,19 +2,23 @@
 StartMigrationTaskOperator in a real distributed deployment (tests/distributed/cluster.py): CeleryExecutor,
 PostgreSQL, Redis, two Celery workers, two triggerers, against the OMS emulator in this process.
 
-Every scenario is judged on what happened, not on logs: Airflow's own tables (task_instance.hostname, trigger
-and job rows), the emulator's counters and request records (starts applied, starts refused), the migrated files
-compared byte for byte. The tests run in file order and share the deployment; the last one stops it and checks
-that nothing is left. `make test-distributed` runs them (docs/deployment.md).
+Every scenario is judged on what happened: Airflow's own tables (task_instance.hostname, trigger and job rows),
+the emulator's counters and request records (starts applied, starts refused, source keys sent), the migrated
+files compared byte for byte; and, where only a log can tell which path the code took (an outage waited out,
+a trigger run by the triggerer that took it over, an on_kill), the task's and trigger's own log files. The
+tests run in file order and share the deployment; the last one stops it and checks that nothing is left.
+`make test-distributed` runs them (docs/deployment.md).
 """
 
 from __future__ import annotations
 
-import base64
 import random
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -23,8 +27,9 @@ from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.testing import OMSEmulator
 from tests.distributed import figures
 from tests.distributed.cluster import TRIGGERERS, WORKERS, DistributedDeployment, processes_marked
-from tests.distributed.conftest import AK, CONN_ID, SECURITY_TOKEN, SK
+from tests.distributed.conftest import CONN_ID, SOURCE_FIELDS
 from tests.distributed.dags.oms_distributed_dags import DEADLINE_SECONDS
+from tests.distributed.scan import SOURCE_SECRETS, Scan, leaks, scan
 
 SRC, DST, SAVE_PREFIX = "src", "dst", "out/"
 FANOUT = 20  # per mode: 40 mapped starts in one DAG run
@@ -34,6 +39,8 @@ TRIGGERER_LOSS_FILES = 35
 DEADLINE_FILES = 300
 OUTAGE_FILES = 95
 OUTAGE_SECONDS = 60
+#: Long enough that both mark-failed migrations still run when the person marks their Airflow tasks failed.
+MARK_FAILED_FILES = 90
 #: How long after the deadline the paused task may be seen: trigger event, scheduling, resumption on a worker.
 DEADLINE_SLACK = 17
 
@@ -133,6 +140,44 @@ def wait_until(deployment: DistributedDeployment, what: str, condition: Any, tim
     return deployment.wait_for(what, condition, timeout, interval=0.5)
 
 
+def ti_log_folder(deployment: DistributedDeployment, dag_id: str, run_id: str, task_id: str, map_index: int) -> Path:
+    """Where the task's and its triggers' logs of one task instance lie (Airflow's default log file template)."""
+    folder = deployment.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    return folder / f"map_index={map_index}" if map_index >= 0 else folder
+
+
+def task_log(deployment: DistributedDeployment, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """What the task's first try logged in its worker."""
+    path = ti_log_folder(deployment, dag_id, run_id, task_id, map_index) / "attempt=1.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def trigger_logs(
+    deployment: DistributedDeployment, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+) -> dict[str, str]:
+    """Triggerer (component name) -> what the triggers of the task's first try logged there."""
+    hosts = dict(deployment.query("SELECT id, hostname FROM job WHERE job_type = 'TriggererJob'"))
+    logs: dict[str, str] = {}
+    for path in ti_log_folder(deployment, dag_id, run_id, task_id, map_index).glob("attempt=1.log.trigger.*.log"):
+        job_id = int(path.name.removesuffix(".log").rpartition(".")[2])
+        host = hosts.get(job_id, f"job {job_id}")
+        logs[host] = logs.get(host, "") + path.read_text(errors="replace")
+    return logs
+
+
+def assert_nothing_leaked(found: Scan, when: str) -> None:
+    """No credential anywhere but Fernet-encrypted in the connection table, where the source connection lives."""
+    assert not found.leaks, f"credentials {when}: {found.leaks}"
+    # The scan reads what Fernet encrypted: the source connection's keys are there, and only decrypted.
+    assert found.found.get("connection (decrypted)") == SOURCE_SECRETS, f"{when}: {found.found}, {found.decrypted}"
+
+
+def assert_source_keys_sent(sent: dict[str, list[str]], task_ids: list[str]) -> None:
+    """Every start of these OMS tasks carried the source connection's AK, SK and session token."""
+    missing = {task_id: sent.get(task_id) for task_id in task_ids if sent.get(task_id) != sorted(SOURCE_FIELDS)}
+    assert not missing, f"starts without the source keys (fields sent with them, by OMS task): {missing}"
+
+
 # -- scenarios --------------------------------------------------------------------------------------
 
 
@@ -142,7 +187,7 @@ def test_deployment_listens_on_loopback_only(deployment: DistributedDeployment) 
     assert {port for _, port in listening} == {deployment.pg_port, deployment.redis_port, deployment.api_port}
 
 
-def test_fan_out_over_two_workers_and_two_triggerers(deployment, emulator, hook):
+def test_fan_out_over_two_workers_and_two_triggerers(deployment, emulator, hook, source_keys_sent):
     worker_ids = make_tasks(emulator, hook, "fanout-worker", FANOUT, FANOUT_FILES)
     deferred_ids = make_tasks(emulator, hook, "fanout-deferred", FANOUT, FANOUT_FILES)
     applied = emulator.applied_starts
@@ -152,10 +197,18 @@ def test_fan_out_over_two_workers_and_two_triggerers(deployment, emulator, hook)
     held: dict[int, set[str]] = {}  # map index of a deferred wait -> the triggerers seen holding it
     peak: dict[str, dict[str, int]] = {}
     sampled = 0.0
+    in_flight: Scan | None = None
     while deployment.run_state("oms_dist_fanout", run_id) not in ("success", "failed"):
-        for row in by_task(deployment.task_instances("oms_dist_fanout", run_id), "wait_in_triggerer"):
+        rows = deployment.task_instances("oms_dist_fanout", run_id)
+        for row in by_task(rows, "wait_in_triggerer"):
             if row["triggerer"]:
                 held.setdefault(row["map_index"], set()).add(row["triggerer"])
+        waiting_in_workers = [row for row in by_task(rows, "wait_in_worker") if row["state"] in ("queued", "running")]
+        if in_flight is None and waiting_in_workers and held:
+            # Celery messages of tasks in flight in Redis, triggers assigned: the moment keys could be in transit.
+            mark = time.monotonic()
+            in_flight = scan(deployment)
+            figures.record("in_flight_scan_seconds", time.monotonic() - mark)
         if time.monotonic() - sampled > 5:
             sampled = time.monotonic()
             memory = deployment.memory()
@@ -171,6 +224,12 @@ def test_fan_out_over_two_workers_and_two_triggerers(deployment, emulator, hook)
     rows = deployment.task_instances("oms_dist_fanout", run_id)
     context = f"{rows}{deployment.tails()}"
     assert deployment.run_state("oms_dist_fanout", run_id) == "success", context
+    assert in_flight is not None, "the run ended before a scan found waits in workers and triggers assigned"
+    assert_nothing_leaked(in_flight, "in Redis or PostgreSQL during the fan-out")
+    assert in_flight.redis_keys_holding("oms_dist_fanout"), "no Celery message of the run in Redis during it"
+    triggers = in_flight.tables.get("trigger", b"")
+    assert any(task_id.encode() in triggers for task_id in deferred_ids), "no trigger row of the run was scanned"
+    assert_source_keys_sent(source_keys_sent, worker_ids + deferred_ids)
     for task_id in ("wait_in_worker", "wait_in_triggerer"):
         mapped = by_task(rows, task_id)
         assert len(mapped) == FANOUT, context
@@ -241,23 +300,42 @@ def test_triggerer_lost_mid_wait_hands_over_with_the_same_deadline(deployment, e
     (deadline_id,) = make_tasks(emulator, hook, "deadline", 1, DEADLINE_FILES)
     applied = emulator.applied_starts
     dag_id = "oms_dist_triggerer_loss"
-    run_id = deployment.trigger(dag_id, {"deferred_tasks": wait_ids, "deadline_task": deadline_id})
+    # Every wait and the deadline on one triggerer, the one killed: the other is frozen (SIGSTOP) until it holds
+    # them all, then thawed, well within the health threshold.
+    victim, survivor = TRIGGERERS
 
     # When the operator started the deadline task (its deadline counts from then): seen on the emulator.
     def deadline_task_started() -> float | None:
         status = emulator.get_task(deadline_id)["status"]
         return time.monotonic() if status != TaskStatus.PAUSED else None
 
-    started_at = wait_until(deployment, "the deadline task to be started", deadline_task_started, 120)
+    def all_on_victim() -> bool:
+        rows = deployment.task_instances(dag_id, run_id)
+        rows = by_task(rows, "wait_in_triggerer") + by_task(rows, "deadline")
+        return len(rows) == len(wait_ids) + 1 and all(row["triggerer"] == victim for row in rows)
+
+    deployment.signal_component(survivor, signal.SIGSTOP)
+    try:
+        run_id = deployment.trigger(dag_id, {"deferred_tasks": wait_ids, "deadline_task": deadline_id})
+        started_at = wait_until(deployment, "the deadline task to be started", deadline_task_started, 120)
+        wait_until(deployment, f"{victim} to hold every wait", all_on_victim, 90)
+    finally:
+        deployment.signal_component(survivor, signal.SIGCONT)
+    wait_until(deployment, f"{survivor} to heartbeat again", lambda: survivor in deployment.live_triggerers(), 30)
 
     def deadline_held() -> dict[str, Any] | None:
         rows = by_task(deployment.task_instances(dag_id, run_id), "deadline")
         return rows[0] if rows and rows[0]["state"] == "deferred" and rows[0]["triggerer"] else None
 
-    victim = wait_until(deployment, "a triggerer to hold the deadline wait", deadline_held, 60)["triggerer"]
+    assert wait_until(deployment, "a triggerer to hold the deadline wait", deadline_held, 60)["triggerer"] == victim
     # Kill late enough that a deadline counted again from the hand-over would end far past the original one.
     time.sleep(max(0.0, started_at + 20 - time.monotonic()))
     on_victim = [row["map_index"] for row in deployment.task_instances(dag_id, run_id) if row["triggerer"] == victim]
+    waits_on_victim = [
+        row["map_index"]
+        for row in by_task(deployment.task_instances(dag_id, run_id), "wait_in_triggerer")
+        if row["triggerer"] == victim
+    ]
     deployment.kill(victim)
     killed_at = time.monotonic()
     print(f"killed {victim} holding {on_victim} at {killed_at - started_at:.1f} s into the deadline wait")
@@ -291,6 +369,15 @@ def test_triggerer_lost_mid_wait_hands_over_with_the_same_deadline(deployment, e
     assert emulator.wait_for_status(deadline_id, {TaskStatus.PAUSED}, timeout=60)["status"] == TaskStatus.PAUSED
     assert_started_once(emulator, [*wait_ids, deadline_id], applied)
     assert_copied(emulator, wait_ids)
+    # Every wait the killed triggerer held moved too: each one's trigger logged on the victim, then on the
+    # triggerer that took it over, up to the migration's success there.
+    assert waits_on_victim, f"{victim} held no wait when it was killed, only {on_victim}: nothing to prove{context}"
+    for map_index in waits_on_victim:
+        logs = trigger_logs(deployment, dag_id, run_id, "wait_in_triggerer", map_index)
+        task_id = wait_ids[map_index]
+        ran_on = sorted(logs)
+        assert victim in logs and survivor in logs, f"wait {map_index}: trigger logs from {ran_on}, not both{context}"
+        assert f"OMS task {task_id} succeeded" in logs[survivor], f"wait {map_index}: {logs[survivor][-2000:]}"
 
 
 def test_oms_outage_mid_wait_is_waited_out(deployment, emulator, hook):
@@ -330,35 +417,80 @@ def test_oms_outage_mid_wait_is_waited_out(deployment, emulator, hook):
     assert {(row["state"], row["try_number"]) for row in waits} == {("success", 1)}, context
     assert emulator.applied_starts - applied == 4
     assert_copied(emulator, worker_ids + deferred_ids)
+    # Waited out by the outage tolerance, not by one read's retries: each wait logged that OMS was unreachable
+    # and that it went on, then that OMS answered again.
+    waits = [("wait_in_worker", index, task_id) for index, task_id in enumerate(worker_ids)]
+    waits += [("wait_in_triggerer", index, task_id) for index, task_id in enumerate(deferred_ids)]
+    for task, map_index, task_id in waits:
+        logged = task_log(deployment, "oms_dist_fanout", run_id, task, map_index)
+        logged += "".join(trigger_logs(deployment, "oms_dist_fanout", run_id, task, map_index).values())
+        where = f"{task}[{map_index}] (OMS task {task_id})"
+        assert f"OMS unreachable while waiting for task {task_id} for " in logged, f"{where}: no tolerance line"
+        assert "waiting on, up to the outage_tolerance" in logged, f"{where}: no tolerance line"
+        assert "OMS answers again after" in logged, f"{where}: no recovery line"
 
 
-def encodings(secret: str) -> list[bytes]:
-    """The secret as it may lie at rest: raw, and every base64 alignment of it (Celery bodies are base64)."""
-    raw = secret.encode()
-    found = [raw]
-    for offset in range(3):
-        encoded = base64.b64encode(b"\0" * offset + raw)
-        # Only the characters that come from the secret's bytes alone, whatever surrounds it.
-        found.append(encoded[4 * -(-offset // 3) : 4 * ((offset + len(raw)) // 3)])
-    return found
+def test_marked_failed_while_deferred_pauses_in_the_triggerer(deployment, emulator, hook, source_keys_sent):
+    pause_id, leave_id = make_tasks(emulator, hook, "mark-failed", 2, MARK_FAILED_FILES)
+    dag_id = "oms_dist_mark_failed"
+    run_id = deployment.trigger(dag_id, {"pause_task": pause_id, "leave_task": leave_id})
 
+    def held() -> list[dict[str, Any]] | None:
+        rows = deployment.task_instances(dag_id, run_id)
+        deferred = len(rows) == 2 and all(row["state"] == "deferred" and row["triggerer"] for row in rows)
+        running = all(emulator.get_task(task_id)["status"] == TaskStatus.RUNNING for task_id in (pause_id, leave_id))
+        return rows if deferred and running else None
 
-SECRETS = {"AK": AK, "SK": SK, "security token": SECURITY_TOKEN}
+    rows = wait_until(deployment, "both migrations to be waited for in a triggerer", held, 120)
+    # Deferred waits held, their triggers assigned, the source keys just sent: scan everything now.
+    in_flight = scan(deployment)
+    assert_nothing_leaked(in_flight, "in Redis or PostgreSQL while deferred waits were held")
+    triggers = in_flight.tables.get("trigger", b"")
+    assert pause_id.encode() in triggers and leave_id.encode() in triggers, "the held triggers were not scanned"
+    assert_source_keys_sent(source_keys_sent, [pause_id, leave_id])
 
+    # A person marks both deferred tasks failed through the REST API; the triggerer holding each runs on_kill.
+    marked_at = time.monotonic()
+    for task in ("pause_on_kill", "leave_on_kill"):
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task}"
+        deployment.request("PATCH", path, json={"new_state": "failed"})
 
-def leaks(blob: bytes) -> list[str]:
-    return [name for name, secret in SECRETS.items() if any(form in blob for form in encodings(secret))]
+    def on_kill_ran() -> dict[str, str] | None:
+        # What each trigger's on_kill logged: it paused, left the task alone, or could not pause.
+        said = {}
+        for task, task_id in (("pause_on_kill", pause_id), ("leave_on_kill", leave_id)):
+            logged = "".join(trigger_logs(deployment, dag_id, run_id, task).values())
+            for line in (
+                f"Paused OMS migration task {task_id}",
+                f"OMS migration task {task_id} is left as it is",
+                f"Could not pause OMS migration task {task_id}",
+                f"OMS migration task {task_id} was not in progress",
+            ):
+                if line in logged:
+                    said[task] = line
+        return said if len(said) == 2 else None
+
+    said = wait_until(deployment, "both triggers' on_kill to have run", on_kill_ran, 60)
+    figures.record("mark_failed_to_on_kill_seconds", time.monotonic() - marked_at)
+    pause_status = emulator.get_task(pause_id)["status"]
+    leave_status = emulator.get_task(leave_id)["status"]
+    states = {row["task_id"]: row["state"] for row in deployment.task_instances(dag_id, run_id)}
+    if leave_status == TaskStatus.RUNNING:
+        hook.stop_task(leave_id)  # the test's own clean-up: the migration would otherwise run on for a minute
+    context = f"held by {[(row['task_id'], row['triggerer']) for row in rows]}; now {states}; on_kill: {said}"
+    context += deployment.tails()
+    assert pause_status in (TaskStatus.PAUSING, TaskStatus.PAUSED), f"on_kill left the OMS task {pause_status}{context}"
+    assert leave_status == TaskStatus.RUNNING, f"cancel_on_kill=False, yet the OMS task is {leave_status}{context}"
+    assert states == {"pause_on_kill": "failed", "leave_on_kill": "failed"}, context
+    assert emulator.wait_for_status(pause_id, {TaskStatus.PAUSED}, timeout=30)["status"] == TaskStatus.PAUSED
+    assert start_answers(emulator, pause_id) == [(200, None)], start_answers(emulator, pause_id)
 
 
 def test_no_secret_at_rest(deployment):
-    dump = deployment.pg_dump()
-    assert b"oms_dist_fanout" in dump and b"CREATE TABLE public.task_instance" in dump  # a real dump
-    assert not leaks(dump), f"{leaks(dump)} in the metadata database (pg_dump)"
-    keys = 0
-    for key, value in deployment.redis_contents():
-        keys += 1
-        assert not leaks(key + b"\n" + value), f"{leaks(key + value)} in Redis key {key!r}"
-    assert keys > 0, "Redis held no key at all: the broker scan would prove nothing"
+    after = scan(deployment)
+    assert after.tables.get("dag_run") and b"oms_dist_fanout" in after.tables["task_instance"]  # a real dump
+    assert_nothing_leaked(after, "at rest in Redis or PostgreSQL after every run")
+    assert after.redis, "Redis held no key at all: the broker scan would prove nothing"
     files = [path for path in deployment.home.rglob("*") if path.is_file() and path.suffix not in (".py", ".pyc")]
     task_logs = [path for path in files if "dag_id=" in str(path)]
     assert len(task_logs) >= 40, f"only {len(task_logs)} task and trigger logs under {deployment.home}"
