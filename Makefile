@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck clean bench test-matrix test-distributed test-openlineage test-ui screenshots
+.PHONY: install demo test lint typecheck clean bench test-matrix test-distributed test-openlineage test-providers test-ui screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,7 @@ PYTEST_WORKERS ?= 2
 test: lint typecheck
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 	$(MAKE) test-openlineage
+	$(MAKE) test-providers
 	$(MAKE) test-distributed
 	$(MAKE) test-ui
 
@@ -52,11 +53,11 @@ DIST_STAMP := $(DIST_VENV)/.installed-stamp
 DIST_ARGS ?=
 
 # The web UI test (below) runs in the same venv: one Airflow 3.3.2 install serves both.
-$(DIST_STAMP): pyproject.toml tests/distributed/requirements.txt tests/ui/requirements.txt
+$(DIST_STAMP): pyproject.toml tests/distributed/requirements.txt tests/ui/requirements.txt tests/providers/requirements.txt
 	@start=$$(date +%s); \
 	$(PYTHON) -m venv $(DIST_VENV) && \
 	$(DIST_VENV)/bin/python -m pip install --quiet -e . -r tests/distributed/requirements.txt \
-		-r tests/ui/requirements.txt \
+		-r tests/ui/requirements.txt -r tests/providers/requirements.txt \
 		2> $(DIST_VENV)/pip-install.log || { cat $(DIST_VENV)/pip-install.log; exit 1; }; \
 	echo $$(( $$(date +%s) - start )) > $(DIST_VENV)/install-seconds; \
 	echo "$(DIST_VENV) installed in $$(cat $(DIST_VENV)/install-seconds) s"
@@ -64,6 +65,14 @@ $(DIST_STAMP): pyproject.toml tests/distributed/requirements.txt tests/ui/requir
 
 test-distributed: $(DIST_STAMP)
 	OMS_DISTRIBUTED=1 $(DIST_VENV)/bin/python -m pytest tests/distributed -p no:cacheprovider -v $(DIST_ARGS)
+
+# Source connections through the real Amazon and Azure providers (aws keys, profile, a role and a web identity
+# assumed against moto's STS on 127.0.0.1; wasb as WasbHook reads it), in .venv-distributed (shared with the
+# distributed and UI tests). `make test-providers PROV_ARGS="-k role"` passes pytest arguments.
+PROV_ARGS ?=
+
+test-providers: $(DIST_STAMP)
+	OMS_PROVIDERS=1 $(DIST_VENV)/bin/python -m pytest tests/providers -p no:cacheprovider -v $(PROV_ARGS)
 
 # The lineage tests again with the OpenLineage provider installed (the `openlineage` extra), in .venv-openlineage/:
 # the main .venv runs them without it. `make test-openlineage OL_ARGS="-k deferred"` passes pytest arguments.

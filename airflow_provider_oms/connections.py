@@ -26,10 +26,11 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from airflow_provider_oms.client import Credentials
-from airflow_provider_oms.constants import ENDPOINT_TEMPLATE, KNOWN_REGIONS, START_TASK_BODY_LIMITS, TOKEN_MAX_LENGTH
+from airflow_provider_oms.constants import ENDPOINT_TEMPLATE, KNOWN_REGIONS, TOKEN_MAX_LENGTH
 from airflow_provider_oms.exceptions import OMSValidationError
 from airflow_provider_oms.iam import IAMSettings
 from airflow_provider_oms.retries import RetryPolicy
+from airflow_provider_oms.source_providers import read_aws, read_google_cloud, read_wasb
 from airflow_provider_oms.validation import check_credential, check_length, check_path_value, coerce_bool
 from airflow_provider_oms.waiting import DEFAULT_OUTAGE_TOLERANCE
 
@@ -304,6 +305,10 @@ SOURCE_SECRET_EXTRAS = (
     "keyfile_dict",
     "json_auth_file",
     "connection_string",
+    "shared_access_key",
+    "account_key",
+    "sas_token",
+    "client_secret",
     "cdn_authentication_key",
 )
 #: Extras that name a way to get keys OMS cannot use: it needs the keys themselves, not a role or a profile.
@@ -350,6 +355,12 @@ class SourceReader:
         value = self.extra_value(key)
         return (value, f"extra {key!r} {self.of}") if value else (fallback, fallback_from)
 
+    def mask(self, value: Any) -> Any:
+        """Register a value with the secret masker as it is read (before any check can refuse it); return it."""
+        if value:
+            mask_secret(value)
+        return value
+
     def put(self, field_name: str, value: Any, source: str) -> None:
         """Set a start-body field (``src_ak``, ``json_auth_file``...) and say where it came from."""
         self.fields[field_name], self.where[field_name] = value, source
@@ -384,39 +395,16 @@ class SourceReader:
         self.put("json_auth_file", _json_auth_file(value, self.conn_id, key), source)
 
 
-def _read_aws(source: SourceReader) -> None:
-    """Read ``aws``: login/password or extras ``aws_access_key_id``/``aws_secret_access_key``; ``aws_session_token``."""
-    of = source.of
-    access_key, ak_from = source.extra_or("aws_access_key_id", source.conn.login, f"login {of}")
-    secret_key, sk_from = source.extra_or("aws_secret_access_key", source.conn.password, f"password {of}")
-    source.keys(access_key, ak_from, secret_key, sk_from)
-    source.token("aws_session_token")
-    _read_json_auth_file(source)
-
-
-def _read_google_cloud(source: SourceReader) -> None:
-    """Read ``google_cloud_platform``: extra ``keyfile_dict`` (the key JSON), or ``key_path`` (a file holding it)."""
-    keyfile = source.extra_value("keyfile_dict")
-    key_path = source.extra_value("key_path")
-    if keyfile:
-        source.key_file("keyfile_dict", keyfile, f"extra 'keyfile_dict' {source.of}")
-    elif key_path:
-        text = _read_key_file(key_path, source.conn_id)
-        source.key_file("key_path", text, f"the file in extra 'key_path' {source.of}")
-    else:
-        raise OMSValidationError(f"Google Cloud connection {source.conn_id!r} needs extra 'keyfile_dict' or 'key_path'")
-
-
-def _read_wasb(source: SourceReader) -> None:
-    """Read ``wasb`` (Azure Blob Storage): extra ``connection_string``."""
-    connection_string = source.extra_value("connection_string")
-    if not isinstance(connection_string, str) or not connection_string:
-        raise OMSValidationError(f"Azure Blob Storage connection {source.conn_id!r} needs extra 'connection_string'")
-    source.put("connection_string", connection_string, f"extra 'connection_string' {source.of}")
-
-
 def _read_ak_sk(source: SourceReader) -> None:
-    """Read ``generic`` and ``huaweicloud_oms``: login/password; extras ``security_token``, ``json_auth_file``."""
+    """
+    Read ``generic``, ``huaweicloud_oms``, ``huaweicloud``: login/password; extras security_token, json_auth_file.
+
+    ``huaweicloud`` is the connection type of the Huawei provider (``apache-airflow-providers-huawei``, from
+    github.com/HuaweiCloudDeveloper/HuaweiCloud-Airflow-provider), which does not import on Airflow 3: its
+    ``HuaweiBaseHook`` (``hooks/base_huawei_cloud.py``) and ``OBSHook.get_credential`` (``hooks/huawei_obs.py``)
+    read the AK from login and the SK from password, and extras ``region``, ``project_id``, ``obs_bucket`` and
+    ``enterprise_project_id``. The same fields serve it as the OMS connection and as a destination.
+    """
     source.login_keys()
     source.token("security_token")
     _read_json_auth_file(source)
@@ -431,11 +419,12 @@ def _read_json_auth_file(source: SourceReader) -> None:
 #: How each source connection type is read: one entry per type. A reader puts the fields the type holds; what
 #: every type shares (``cdn_authentication_key``, refusing a connection without keys, masking) is done around it.
 SOURCE_READERS: dict[str, Callable[[SourceReader], None]] = {
-    "aws": _read_aws,
-    "google_cloud_platform": _read_google_cloud,
-    "wasb": _read_wasb,
+    "aws": read_aws,
+    "google_cloud_platform": read_google_cloud,
+    "wasb": read_wasb,
     "generic": _read_ak_sk,
     "huaweicloud_oms": _read_ak_sk,
+    "huaweicloud": _read_ak_sk,
 }
 #: Connection types a source connection may have (the keys of :data:`SOURCE_READERS` as shipped).
 SOURCE_CONN_TYPES = tuple(SOURCE_READERS)
@@ -447,18 +436,21 @@ def source_fields(conn: ConnectionLike) -> tuple[dict[str, Any], dict[str, str]]
 
     By connection type (:data:`SOURCE_READERS`):
 
-    * ``aws``: login/password, or extras ``aws_access_key_id``/``aws_secret_access_key`` -> ``src_ak``/``src_sk``;
-      extra ``aws_session_token`` -> ``src_security_token``.
+    * ``aws``: the keys the Amazon provider's ``AwsBaseHook`` resolves (keys, profile, assumed role, web
+      identity) when it is installed, else login/password or extras ``aws_access_key_id``/``aws_secret_access_key``
+      -> ``src_ak``/``src_sk``; a session token -> ``src_security_token``.
     * ``google_cloud_platform``: extra ``keyfile_dict`` (the key JSON), or ``key_path`` (a file holding it)
       -> ``json_auth_file``.
-    * ``wasb`` (Azure Blob Storage): extra ``connection_string`` -> ``connection_string``.
-    * ``generic`` and ``huaweicloud_oms``: login/password -> ``src_ak``/``src_sk``; extras ``security_token`` ->
-      ``src_security_token`` and ``json_auth_file`` -> ``json_auth_file``.
+    * ``wasb`` (Azure Blob Storage): extra ``connection_string``, or the account name and key -> ``connection_string``.
+    * ``generic``, ``huaweicloud_oms`` and ``huaweicloud``: login/password -> ``src_ak``/``src_sk``; extras
+      ``security_token`` -> ``src_security_token`` and ``json_auth_file`` -> ``json_auth_file``.
+
+    (:mod:`airflow_provider_oms.source_providers` reads the other providers' types as those providers do.)
 
     Every type may add extra ``cdn_authentication_key`` -> ``source_cdn_authentication_key``. Every value read
     is registered with the secret masker and checked before anything is sent. A connection of another type, or
-    one that holds no key OMS can use (e.g. an ``aws`` connection with only ``role_arn`` or a profile), is
-    refused, naming the connection and what is missing.
+    one that holds no key OMS can use (e.g. Google application default credentials, or an ``aws`` role without
+    the Amazon provider), is refused, naming the connection and what is missing.
     """
     conn_id, conn_type = _conn_id(conn), conn.conn_type or "generic"
     reader = SOURCE_READERS.get(conn_type)
@@ -490,7 +482,10 @@ def _no_source_keys(conn_id: str, conn_type: str, indirect: list[str]) -> str:
     """Say what a source connection without keys lacks, and why a role or profile does not do."""
     where = "login and password (AK/SK)"
     if conn_type == "aws":
-        where = "login and password, or extras 'aws_access_key_id' and 'aws_secret_access_key'"
+        where = (
+            "login and password, or extras 'aws_access_key_id' and 'aws_secret_access_key', or (resolved by the "
+            "Amazon provider) extra 'role_arn' or 'profile_name'; the worker's own AWS credentials are never sent"
+        )
     message = f"source connection {conn_id!r} holds no source keys: set its {where}"
     if indirect:
         message += (
@@ -501,15 +496,6 @@ def _no_source_keys(conn_id: str, conn_type: str, indirect: list[str]) -> str:
         ". Leave source_conn_id unset for a task that needs no source keys (a URL list), or give the connection "
         "only extra 'cdn_authentication_key' for a source behind a CDN"
     )
-
-
-def _read_key_file(path: Any, conn_id: str) -> str:
-    where = f"extra 'key_path' of source connection {conn_id!r}"
-    if not isinstance(path, str) or not os.path.isfile(path):
-        raise OMSValidationError(f"{where} must be the path of a service-account key file; {path!r} is not a file")
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read(START_TASK_BODY_LIMITS["json_auth_file"][1] + 1)
-    return text
 
 
 def destination_fields(conn: ConnectionLike, conn_id: str) -> tuple[dict[str, Any], dict[str, str]]:

@@ -81,7 +81,7 @@ def test_destination_fields_name_the_connection_asked_for(masked):
 
 
 def test_every_shipped_type_has_a_reader():
-    assert set(SOURCE_READERS) == {"aws", "google_cloud_platform", "wasb", "generic", "huaweicloud_oms"}
+    assert set(SOURCE_READERS) == {"aws", "google_cloud_platform", "wasb", "generic", "huaweicloud_oms", "huaweicloud"}
     assert tuple(SOURCE_READERS) == connections.SOURCE_CONN_TYPES
 
 

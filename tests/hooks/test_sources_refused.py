@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_oms import source_providers
 from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.exceptions import OMSValidationError
 from airflow_provider_oms.operators.lifecycle import (
@@ -31,8 +32,23 @@ def paused(make_emulator):
 @pytest.mark.parametrize(
     ("conn_type", "login", "extra", "message"),
     [
-        ("aws", None, {"role_arn": "arn:aws:iam::1:role/x"}, r"holds no source keys.*'role_arn'.*cannot assume a role"),
-        ("aws", None, {"profile_name": "prod"}, r"holds no source keys.*'profile_name'"),
+        (
+            "aws",
+            None,
+            {"role_arn": "arn:aws:iam::1:role/x"},
+            r"through 'role_arn'.*install apache-airflow-providers-am",
+        ),
+        ("aws", "AK", {"profile_name": "prod"}, r"through 'profile_name', which only the Amazon provider resolves"),
+        (
+            "aws",
+            None,
+            {"role_arn": "arn:x", "assume_role_method": "assume_role_with_web_identity"},
+            r"through 'role_arn', 'assume_role_method'.*install apache-airflow-providers-amazon",
+        ),
+        ("google_cloud_platform", None, {"project": "p"}, r"application default credentials, which give no key"),
+        ("google_cloud_platform", None, {"impersonation_chain": "sa@p.iam"}, r"impersonation gives short-lived"),
+        ("wasb", "account", {"sas_token": "sv=2024&sig=x"}, r"uses a SAS token"),
+        ("wasb", "account", {"tenant_id": "t"}, r"Entra ID \(extra 'tenant_id'\)"),
         ("aws", None, {"region_name": "eu-west-1"}, r"holds no source keys: set its login and password, or extras"),
         ("generic", "", {}, r"holds no source keys: set its login and password \(AK/SK\)"),
         ("huaweicloud_oms", None, {"project_id": "p"}, r"holds no source keys"),
@@ -40,9 +56,10 @@ def paused(make_emulator):
     ],
 )
 def test_a_source_connection_without_usable_keys_fails_before_any_request(
-    paused, set_connection, conn_type, login, extra, message
+    paused, set_connection, monkeypatch, conn_type, login, extra, message
 ):
     emulator, task_id = paused
+    monkeypatch.setattr(source_providers, "amazon_hook_class", lambda: None)  # as without the Amazon provider
     set_connection("legacy_src", conn_type=conn_type, login=login, password=login, extra=extra)
     operator = StartMigrationTaskOperator(
         task_id="start", migration_task_id=task_id, source_conn_id="legacy_src", poll_interval=1
