@@ -1,5 +1,5 @@
 """
-The lineage tests run twice: in the main venv without the OpenLineage provider, and in .venv-openlineage
+The lineage tests run twice: in the main venv without the OpenLineage provider, and in .venv-distributed
 (``make test-openlineage``) with it, where OMS_REQUIRE_OPENLINEAGE=1 turns a missing provider into a failure.
 """
 

@@ -29,7 +29,7 @@ SOURCE = {"conn_type": "aws", "login": "LINEAGE-SOURCE-AK-0001", "password": "LI
 
 def test_nightly_example_migrates_the_changes_and_emits_the_destination_asset(tmp_path):
     # Its asset event and the consumer's queued run need no OpenLineage, but its last half does: the whole of it
-    # runs in .venv-openlineage (make test-openlineage, part of make test) rather than twice.
+    # runs in .venv-distributed (make test-openlineage, part of make test) rather than twice.
     require_openlineage()
     from airflow_provider_oms.testing import OMSEmulator
 

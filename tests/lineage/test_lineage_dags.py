@@ -104,7 +104,7 @@ def no_credential_in(text: str) -> None:
 
 DAG_IDS = ["oms_lineage_sync", "oms_lineage_deferred", "oms_lineage_create_sync", "oms_lineage_create_deferred"]
 #: Without the OpenLineage provider (the main venv) one DAG shows that asset events do not need it and that no
-#: OpenLineage event is written; all four run in .venv-openlineage (``make test-openlineage``, part of
+#: OpenLineage event is written; all four run in .venv-distributed (``make test-openlineage``, part of
 #: ``make test``), where the same assertions run and the OpenLineage events are checked too.
 DAG_IDS_HERE = DAG_IDS if HAS_OPENLINEAGE or os.environ.get("OMS_REQUIRE_OPENLINEAGE") == "1" else DAG_IDS[1:2]
 
@@ -140,7 +140,7 @@ def test_migration_records_asset_events_with_its_figures_and_openlineage_events(
 
     if not HAS_OPENLINEAGE:
         assert airflow.lineage_events(dag_id) == []
-        require_openlineage()  # skips here; fails in .venv-openlineage if the provider went missing
+        require_openlineage()  # skips here; fails in make test-openlineage if the provider went missing
     lineage = airflow.lineage_events(dag_id)
     complete = [e for e in lineage if e["eventType"] == "COMPLETE"]
     assert len(complete) == 1, [e["eventType"] for e in lineage]
