@@ -50,6 +50,10 @@ def _seconds(field: str, value: float | timedelta | None, *, minimum: float) -> 
     return float(seconds)
 
 
+#: Seconds the worker's ``on_kill`` may spend pausing: under the 5 s Airflow's supervisor waits after SIGTERM.
+ON_KILL_BUDGET = 4.0
+
+
 class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
     """
     Base of the operators that wait for an OMS migration task to finish; not used in DAGs itself.
@@ -435,7 +439,57 @@ class MigrationWaitOperator(MigrationLineageMixin, BaseOperator):
             return
         self._waiting_for = None
         self.log.info("Airflow task killed while waiting; pausing OMS migration task %s", task_id)
-        self._pause(task_id)
+        self._pause_on_kill(task_id)
+
+    def _pause_on_kill(self, task_id: str) -> None:
+        """
+        Pause within :data:`ON_KILL_BUDGET`: one short stop, one short read back, no retries.
+
+        Airflow's task supervisor follows SIGTERM with SIGKILL ``escalation_delay`` (5 s) later
+        (``airflow.sdk.execution_time.supervisor.WatchedSubprocess.kill``): the connection's retry policy (up to
+        ``retry_max_seconds``) would be cut short without a word. What could not be done is logged plainly.
+        """
+        import dataclasses
+
+        from airflow_provider_oms.constants import STOPPED_STATUSES
+        from airflow_provider_oms.hooks.oms import OMSHook
+        from airflow_provider_oms.retries import RetryPolicy
+
+        began = time.monotonic()
+        hook = OMSHook(self.oms_conn_id)
+        why = ""
+        try:
+            config = self.hook.config
+            per_request = min(config.timeout, ON_KILL_BUDGET / 2)
+            hook.config = dataclasses.replace(  # a cached_property: this copy gets its own settings
+                config, timeout=per_request, retry_policy=RetryPolicy(max_attempts=1, max_seconds=per_request)
+            )
+            try:
+                hook.stop_task(task_id)
+            except OMSApiError as err:
+                if err.error_code == ERROR_TASK_NOT_IN_PROGRESS:
+                    self.log.info("OMS migration task %s was not in progress; nothing to pause", task_id)
+                    return
+                why = str(err)
+            if not why:
+                self.log.info("Paused OMS migration task %s because the Airflow task was killed", task_id)
+                return
+            if time.monotonic() - began < ON_KILL_BUDGET - per_request:  # room for one read back
+                status = hook.get_task(task_id).get("status")
+                if status in STOPPED_STATUSES:
+                    self.log.info("OMS migration task %s is %s", task_id, status_name(status))
+                    return
+        except (OMSApiError, OMSValidationError) as err:
+            why = why or str(err)
+        finally:
+            hook.close()
+        self.log.warning(
+            "Could not pause OMS migration task %s within %.0f s of being killed (%s): the migration is left "
+            "running; pause it in the OMS console if it should not run",
+            task_id,
+            ON_KILL_BUDGET,
+            why or "no answer",
+        )
 
     # -- assets and lineage -----------------------------------------------------------------------
 
