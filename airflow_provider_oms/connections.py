@@ -29,6 +29,7 @@ from airflow_provider_oms.client import Credentials
 from airflow_provider_oms.constants import ENDPOINT_TEMPLATE, KNOWN_REGIONS, TOKEN_MAX_LENGTH
 from airflow_provider_oms.exceptions import OMSValidationError
 from airflow_provider_oms.iam import IAMSettings
+from airflow_provider_oms.proxies import check_proxy_url
 from airflow_provider_oms.retries import RetryPolicy
 from airflow_provider_oms.source_providers import read_aws, read_google_cloud, read_wasb
 from airflow_provider_oms.validation import check_credential, check_length, check_path_value, coerce_bool
@@ -113,6 +114,9 @@ class OMSConnectionConfig:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     #: How long a wait goes on while OMS cannot be reached, in seconds (extra ``outage_tolerance``).
     outage_tolerance: float = DEFAULT_OUTAGE_TOLERANCE
+    #: Extra ``proxy``: a proxy URL that wins over ``HTTPS_PROXY``/``HTTP_PROXY``, ``"none"``, or ``None`` (follow the
+    #: environment); see :mod:`airflow_provider_oms.proxies`. Not in the repr: it may hold the proxy's password.
+    proxy: str | None = field(default=None, repr=False)
 
 
 def credentials_from_connection(conn: ConnectionLike, *, role: str) -> tuple[Credentials, dict[str, Any]]:
@@ -175,6 +179,7 @@ def _iam_settings(
     project_id: str,
     verify: bool | str,
     timeout: float,
+    proxy: str | None,
 ) -> IAMSettings:
     """Read the IAM user of a connection with ``auth_type: token``: login, password, extras domain, iam_endpoint."""
     user, password = conn.login or "", conn.password or ""
@@ -208,7 +213,24 @@ def _iam_settings(
         project_id=project_id,
         verify=verify,
         timeout=timeout,
+        proxy=proxy,
     )
+
+
+def _proxy(extra: Mapping[str, Any], where: str) -> str | None:
+    """Read extra ``proxy``; its credentials are masked before any check can refuse it."""
+    raw = extra.get("proxy")
+    if raw is None or str(raw).strip() == "":
+        return None
+    value = str(raw).strip()
+    mask_secret(value)
+    password = urlsplit(value).password
+    if password:
+        mask_secret(password)
+    why = check_proxy_url(value)
+    if why:
+        raise OMSValidationError(f"extra 'proxy' of {where} {why}")
+    return value
 
 
 def config_from_connection(conn: ConnectionLike) -> OMSConnectionConfig:
@@ -278,8 +300,14 @@ def config_from_connection(conn: ConnectionLike) -> OMSConnectionConfig:
         ) from None
     if not timeout > 0:
         raise OMSValidationError(f"extra 'timeout' of {where} must be more than 0 seconds, got {timeout}")
-    iam = _iam_settings(conn, extra, where, region, project_id, verify, timeout) if auth_type == AUTH_TOKEN else None
+    proxy = _proxy(extra, where)
+    iam = (
+        _iam_settings(conn, extra, where, region, project_id, verify, timeout, proxy)
+        if auth_type == AUTH_TOKEN
+        else None
+    )
     return OMSConnectionConfig(
+        proxy=proxy,
         iam=iam,
         retry_policy=_retry_policy(extra, where),
         outage_tolerance=_number(extra, "outage_tolerance", DEFAULT_OUTAGE_TOLERANCE, 0, where),

@@ -100,6 +100,13 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "true (default), false, or the path of a CA bundle file.",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "proxy": {
+                        "label": "Proxy",
+                        "description": "http(s)://[user:password@]host:port for every OMS and IAM request (wins "
+                        "over HTTPS_PROXY/HTTP_PROXY), 'none' for no proxy; empty: the environment's.",
+                        # A password field: the URL may hold the proxy's password.
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
                     "timeout": {
                         "label": "Timeout (seconds)",
                         "description": "How long one request may take; default 60.",
@@ -124,6 +131,7 @@ def get_provider_info() -> dict[str, Any]:
                         "iam_endpoint": "https://iam.cn-north-4.myhuaweicloud.com",
                         "verify": "true",
                         "timeout": "60",
+                        "proxy": "http://proxy.example.com:3128",
                     },
                 },
             }

@@ -24,6 +24,7 @@ from typing import Any
 
 from airflow_provider_oms.client import parse_error_body
 from airflow_provider_oms.exceptions import OMSApiError
+from airflow_provider_oms.proxies import proxy_for
 
 TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105 - a URL path
 SUBJECT_TOKEN_HEADER = "X-Subject-Token"  # noqa: S105 - a header name
@@ -42,6 +43,8 @@ class IAMSettings:
     project_id: str
     verify: bool | str = True
     timeout: float = 60.0
+    #: The connection's extra ``proxy`` (see :func:`airflow_provider_oms.proxies.proxy_for`); not in the repr.
+    proxy: str | None = field(default=None, repr=False)
 
     @property
     def cache_key(self) -> tuple[str, str, str, str, str]:
@@ -88,15 +91,19 @@ def _request_token(settings: IAMSettings) -> _Token:
         }
     }
     url = settings.endpoint.rstrip("/") + TOKEN_PATH
+    proxy = proxy_for(url, settings.proxy)
     try:
-        response = requests.post(
-            url,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json;charset=utf-8"},
-            timeout=settings.timeout,
-            verify=settings.verify,
-            allow_redirects=False,
-        )
+        with requests.Session() as session:
+            session.trust_env = False  # the proxy is decided by proxy_for(), as for every OMS call
+            response = session.post(
+                url,
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json;charset=utf-8"},
+                timeout=settings.timeout,
+                verify=settings.verify,
+                allow_redirects=False,
+                proxies={"http": proxy, "https": proxy} if proxy else None,
+            )
     except requests.RequestException as err:
         raise OMSApiError(
             f"IAM token request failed: no answer from {settings.endpoint} ({type(err).__name__})",

@@ -99,8 +99,9 @@ def test_connection_form_widgets_match_the_fields_airflow_builds_from_the_provid
     widgets = OMSHook.get_connection_form_widgets()
 
     plain = {"project_id", "region", "endpoint", "auth_type", "domain", "iam_endpoint", "verify", "timeout"}
-    assert set(widgets) == plain | {"security_token"}
+    assert set(widgets) == plain | {"security_token", "proxy"}
     assert widgets["security_token"].field_class is HookMetaService.MockPasswordField
+    assert widgets["proxy"].field_class is HookMetaService.MockPasswordField  # the URL may hold a password
     assert {widgets[n].field_class for n in plain} == {HookMetaService.MockStringField}
     from_hook = {name: field.param.dump() for name, field in widgets.items()}
     (conn_type,) = get_provider_info()["connection-types"]

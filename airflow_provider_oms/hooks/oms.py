@@ -37,6 +37,7 @@ from airflow_provider_oms.constants import (
 )
 from airflow_provider_oms.exceptions import OMSApiError, OMSValidationError, connection_test_failure
 from airflow_provider_oms.iam import get_token
+from airflow_provider_oms.proxies import proxy_for
 from airflow_provider_oms.validation import (
     check_bandwidth_policy,
     check_page,
@@ -76,11 +77,8 @@ class OMSHook(BaseHook):
     """
     Interact with Huawei Cloud OMS (Object Storage Migration Service) v2.
 
-    The connection holds the AK in ``login`` and the SK in ``password``. Extras: ``project_id`` (required),
-    ``region`` (gives ``https://oms.{region}.myhuaweicloud.com``) or ``endpoint`` (overrides it, e.g. the local
-    emulator's URL), ``security_token`` (temporary credentials, sent as ``X-Security-Token``), ``verify``
-    (TLS verification: bool or a CA bundle path), ``timeout`` (seconds), ``allow_insecure_http`` (permit an
-    ``http://`` endpoint that is not loopback).
+    The connection holds the AK in ``login``, the SK in ``password``, and in extras ``project_id``, ``region`` or
+    ``endpoint``, ``security_token``, ``verify``, ``timeout``, ``proxy``... (all in docs/connection.md).
 
     The connection is read on first use, not when the hook is created. One ``requests.Session`` serves every
     call of the hook, so calls reuse the TCP connection.
@@ -141,7 +139,7 @@ class OMSHook(BaseHook):
         import requests
 
         session = requests.Session()
-        session.trust_env = False  # a proxy from the environment must not see signed requests by surprise
+        session.trust_env = False  # the proxy comes from proxies.proxy_for(), the same on every path
         return session
 
     def close(self) -> None:
@@ -165,10 +163,8 @@ class OMSHook(BaseHook):
         config = self.config
         session = self.session
         try:
-            # requests' documented "prepared request" path: the request is signed here and complete, so
-            # Session.request's per-call merging (a fresh cookie jar, the environment, settings) is skipped. What
-            # goes on the wire is the same: the session's default headers (Accept, Accept-Encoding...) under
-            # ours, and the cookies its jar holds.
+            # requests' "prepared request" path (the request is signed and complete): no per-call merging of the
+            # environment; on the wire, the session's default headers under ours, and the cookies its jar holds.
             prepared = requests.Request(
                 call.method,
                 call.url,
@@ -176,8 +172,14 @@ class OMSHook(BaseHook):
                 data=call.body or None,
                 cookies=session.cookies,
             ).prepare()
+            proxy = proxy_for(call.url, config.proxy)  # one decision for every client (proxies.py)
             response = session.send(
-                prepared, timeout=timeout or config.timeout, verify=config.verify, allow_redirects=False, stream=True
+                prepared,
+                timeout=timeout or config.timeout,
+                verify=config.verify,
+                allow_redirects=False,
+                stream=True,
+                proxies={"http": proxy, "https": proxy} if proxy else {},
             )
             with response:
                 content = _read_capped(response, call)

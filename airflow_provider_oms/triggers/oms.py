@@ -34,6 +34,7 @@ from airflow_provider_oms.connections import OMSConnectionConfig, config_from_co
 from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus
 from airflow_provider_oms.exceptions import AirflowException, OMSApiError
 from airflow_provider_oms.iam import get_token
+from airflow_provider_oms.proxies import proxy_for
 from airflow_provider_oms.version_compat import conf
 from airflow_provider_oms.waiting import (
     Outage,
@@ -51,33 +52,36 @@ from airflow_provider_oms.waiting import (
 _POOL_SIZE = 10
 _POOL_LIMITS = httpx.Limits(max_connections=_POOL_SIZE, max_keepalive_connections=_POOL_SIZE, keepalive_expiry=60)
 _in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool | str, httpx.AsyncClient]] = (
-    weakref.WeakKeyDictionary()
-)
+_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[bool | str, str | None], httpx.AsyncClient]
+] = weakref.WeakKeyDictionary()
 
 
-def shared_async_client(verify: bool | str) -> httpx.AsyncClient:
+def shared_async_client(verify: bool | str, proxy: str | None = None) -> httpx.AsyncClient:
     """
-    Return the ``httpx.AsyncClient`` of the running event loop for this TLS setting, creating it once.
+    Return the ``httpx.AsyncClient`` of the running event loop for this TLS setting and proxy, creating it once.
 
     :param verify: TLS verification: a bool, or the path of a CA bundle.
+    :param proxy: the proxy URL :func:`~airflow_provider_oms.proxies.proxy_for` chose, or ``None`` (direct).
     """
     loop = asyncio.get_running_loop()
     # A client's kept-alive connections refer to their loop, so an entry would outlive a closed loop.
     for stale in [other for other in _clients if other.is_closed()]:
         del _clients[stale]
     clients = _clients.setdefault(loop, {})
-    client = clients.get(verify)
+    client = clients.get((verify, proxy))
     if client is None or client.is_closed:
         tls: bool | ssl.SSLContext = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
-        client = httpx.AsyncClient(verify=tls, trust_env=False, follow_redirects=False, limits=_POOL_LIMITS)
-        clients[verify] = client
+        client = httpx.AsyncClient(
+            verify=tls, trust_env=False, follow_redirects=False, limits=_POOL_LIMITS, proxy=proxy
+        )
+        clients[(verify, proxy)] = client
     return client
 
 
 async def async_send(call: PreparedCall, config: OMSConnectionConfig) -> Any:
     """Send a prepared call with the loop's shared client and parse the answer like the sync hook does."""
-    client = shared_async_client(config.verify)
+    client = shared_async_client(config.verify, proxy_for(call.url, config.proxy))
     loop = asyncio.get_running_loop()
     gate = _in_flight.get(loop)
     if gate is None:
