@@ -70,8 +70,8 @@ test-distributed: $(DIST_STAMP)
 # assumed against moto's STS on 127.0.0.1; wasb as WasbHook reads it), in .venv-distributed (shared with the
 # distributed and UI tests). `make test-providers PROV_ARGS="-k role"` passes pytest arguments. The tests take
 # ~10 s; installing tests/providers/requirements.txt adds ~207 s to .venv-distributed (measured 2026-12-05 in a
-# fresh venv after the distributed and UI requirements, which took 214 s in the same run; ~100 packages, most of
-# them the Azure provider's SDKs).
+# fresh venv after the distributed and UI requirements, which took 214 s in the same run; ~100 packages, ~40 of
+# them the Azure provider's SDKs and their Microsoft libraries).
 PROV_ARGS ?=
 
 test-providers: $(DIST_STAMP)
