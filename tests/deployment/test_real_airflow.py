@@ -72,13 +72,14 @@ def test_api_serves_the_connection_type_with_its_fields(airflow):
     # 3.2+ from get_provider_info(): the same fields either way (`make test-matrix` runs this on both).
     extra = entry["extra_fields"]
     plain = {"project_id", "region", "endpoint", "auth_type", "domain", "iam_endpoint", "verify", "timeout"}
-    assert set(extra) == plain | {"security_token"}
+    assert set(extra) == plain | {"security_token", "proxy"}
     assert extra["project_id"]["schema"]["title"] == "Project ID"
     assert extra["auth_type"]["schema"]["title"] == "Authentication"
     assert extra["timeout"]["schema"]["title"] == "Timeout (seconds)"
     assert extra["region"]["schema"]["title"] == "Region"
     assert extra["endpoint"]["schema"]["title"] == "Endpoint"
     assert extra["security_token"]["schema"]["format"] == "password"
+    assert extra["proxy"]["schema"]["format"] == "password"  # the proxy URL may hold a password
     assert all("format" not in extra[name]["schema"] for name in ("project_id", "region", "endpoint"))
     fields = entry["standard_fields"]
     assert all(fields[name]["hidden"] for name in ("host", "url_schema", "port"))
