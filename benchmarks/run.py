@@ -7,6 +7,7 @@ its own (so that one's threads, imports and memory never weigh on another's numb
 
     python benchmarks/run.py            # the full run, about 5 to 10 minutes on 2 cores
     python benchmarks/run.py --quick    # a smoke run with small sizes, about a minute
+    python benchmarks/run.py --only per-call --replace   # rerun one benchmark, rewrite only its parts
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not results")
     parser.add_argument(
         "--only", action="append", choices=sorted(SECTIONS), help="run only this benchmark (repeatable)"
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --only: rewrite only these benchmarks' sections and target rows in the existing report",
     )
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="the report to rewrite")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs of every process)")
@@ -177,27 +183,84 @@ def render_markdown(
         "## Targets",
         "",
     ]
-    lines += _markdown_table(
-        ["benchmark", "target", "measured", "goal", "met"],
-        [[s.title, t.name, t.measured, t.goal, _met(t)] for s in sections for t in s.targets],
-    )
-    missed = [(s, t) for s in sections for t in s.targets if t.met is False]
+    lines += _markdown_table(TARGET_HEADERS, _target_rows(sections))
+    missed = _missed_lines(sections)
     if missed:
-        lines += ["### Where a target is missed, by how much and why", ""]
-        lines += [f"- **{t.name}** ({s.title}): {t.measured}, goal {t.goal}. {t.why}" for s, t in missed]
-        lines += [""]
+        lines += [MISSED_HEADING, "", *missed, ""]
     for section in sections:
-        lines += [f"## {section.title}", "", section.method, ""]
-        for table in section.tables:
-            if table.title:
-                lines += [f"**{table.title}**", ""]
-            lines += _markdown_table(table.headers, table.rows)
-        for target in section.targets:
-            if target.why and target.met is not False:
-                lines += [f"- {target.name}: {target.why}"]
-        lines += [f"- {note}" if not note.startswith("```") else note for note in section.notes]
-        lines += [f"- This benchmark took {section.seconds:.0f} s.", ""]
+        lines += _section_markdown(section)
     return "\n".join(lines).rstrip() + "\n"
+
+
+TARGET_HEADERS = ["benchmark", "target", "measured", "goal", "met"]
+MISSED_HEADING = "### Where a target is missed, by how much and why"
+
+
+def _target_rows(sections: list[Section]) -> list[list[str]]:
+    return [[s.title, t.name, t.measured, t.goal, _met(t)] for s in sections for t in s.targets]
+
+
+def _missed_lines(sections: list[Section]) -> list[str]:
+    return [
+        f"- **{t.name}** ({s.title}): {t.measured}, goal {t.goal}. {t.why}"
+        for s in sections
+        for t in s.targets
+        if t.met is False
+    ]
+
+
+def _section_markdown(section: Section, rerun: str = "") -> list[str]:
+    lines = [f"## {section.title}", ""]
+    if rerun:
+        lines += [f"> {rerun}", ""]
+    lines += [section.method, ""]
+    for table in section.tables:
+        if table.title:
+            lines += [f"**{table.title}**", ""]
+        lines += _markdown_table(table.headers, table.rows)
+    for target in section.targets:
+        if target.why and target.met is not False:
+            lines += [f"- {target.name}: {target.why}"]
+    lines += [f"- {note}" if not note.startswith("```") else note for note in section.notes]
+    lines += [f"- This benchmark took {section.seconds:.0f} s.", ""]
+    return lines
+
+
+def replace_sections(text: str, sections: list[Section], rerun: str) -> str:
+    """
+    Return ``text`` (an existing ``BENCHMARKS.md``) with only these benchmarks' parts rewritten.
+
+    Each benchmark's own section (from its ``## title`` to the next ``## `` heading), its rows of the targets
+    table and its lines under "where a target is missed" are replaced; everything else is left as it was.
+    ``rerun`` (when and how these were run) heads each rewritten section.
+    """
+    lines = text.rstrip("\n").split("\n")
+    for section in sections:
+        heading = f"## {section.title}"
+        if heading not in lines:
+            raise SystemExit(f"{heading!r} is not in the report: run the full benchmark instead")
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = _section_markdown(section, rerun)
+        prefix = "| " + _cell(section.title) + " |"
+        rows = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+        if not rows:
+            raise SystemExit(f"no target rows for {section.title!r} in the report: run the full benchmark instead")
+        new_rows = _markdown_table(TARGET_HEADERS, _target_rows([section]))[2:-1]
+        lines[rows[0] : rows[-1] + 1] = new_rows
+        lines = [line for line in lines if not (line.startswith("- **") and f"** ({section.title}): " in line)]
+        missed = _missed_lines([section])
+        if MISSED_HEADING in lines:
+            at = lines.index(MISSED_HEADING) + 2
+            lines[at:at] = missed
+        elif missed:
+            at = rows[0] + len(new_rows) + 1
+            lines[at:at] = [MISSED_HEADING, "", *missed, ""]
+        if MISSED_HEADING in lines:  # drop the heading when no miss is left under it
+            at = lines.index(MISSED_HEADING)
+            if not lines[at + 2].startswith("- **"):
+                del lines[at : at + 2]
+    return "\n".join(lines) + "\n"
 
 
 def _text_table(headers: list[str], rows: list[list[str]], width: int = 60) -> list[str]:
@@ -242,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.section:
         return _run_section(args)
+    if args.replace and not args.only:
+        raise SystemExit("--replace needs --only: it rewrites only the benchmarks run")
     sizes = _sizes(args)
     names = [name for name in SECTIONS if not args.only or name in args.only]
     command = shlex.join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
@@ -267,7 +332,16 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(scratch, ignore_errors=True)
     seconds = time.monotonic() - started
     print(render_text(sections))
-    args.output.write_text(render_markdown(sections, sizes, command, seconds, facts))
+    if args.replace:
+        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        load = facts["machine"].get("Load average at start (1, 5, 15 min)", "?")
+        rerun = (
+            f"Rerun on its own: `{command}` on {when} (load average at start {load}; sizes: calls={sizes.calls}, "
+            f"call_block={sizes.call_block}). The other sections are from the run under Command."
+        )
+        args.output.write_text(replace_sections(args.output.read_text(), sections, rerun))
+    else:
+        args.output.write_text(render_markdown(sections, sizes, command, seconds, facts))
     print(f"\nWrote {args.output}")
     return 0
 
