@@ -115,10 +115,12 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
         """
         Read the task once and say whether the wait is over.
 
-        In poke mode, once a poke has reached OMS, a read that fails because OMS is unreachable counts as "not
-        yet", up to the connection's ``outage_tolerance``. A first poke that cannot reach OMS fails (most likely a
-        wrong endpoint), and so does any in reschedule mode, where each poke is a new process (Airflow's retries
-        apply).
+        Once a poke has reached OMS, a read that fails because OMS is unreachable does not fail the sensor until
+        the outage has lasted the connection's ``outage_tolerance``, counted from the first failed read; the
+        sensor's ``timeout`` still bounds the wait. In poke mode the failed poke counts as "not yet". In reschedule
+        mode the poke waits the outage out in place, reading every ``poke_interval`` (the worker slot is held for
+        the outage only), because nothing a poke keeps survives a reschedule. A first poke that cannot reach OMS
+        fails in both modes (most likely a wrong endpoint).
         """
         from airflow_provider_oms.validation import check_path_value
         from airflow_provider_oms.waiting import Outage, progress_line, result
@@ -128,13 +130,18 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
         try:
             task = self.hook.get_task(task_id)
         except OMSApiError as err:
-            if not err.transient or self.reschedule or self._outage is None:
+            if not err.transient:
                 raise
-            give_up = self._outage.failed(err, read_began, time.time())
-            if give_up:
-                raise OMSApiError(give_up, http_status=err.http_status, error_code=err.error_code) from None
-            self.log.warning(self._outage.log_line(task_id, err, time.time()))
-            return PokeReturnValue(is_done=False)
+            if self.reschedule:
+                read = self._wait_out_in_place(context, task_id, err, read_began)
+                if read is None:
+                    return PokeReturnValue(is_done=False)  # the sensor's timeout is near: Airflow's check fails it
+                task = read
+            else:
+                if self._outage is None:
+                    raise
+                self._outage_goes_on(task_id, err, read_began)
+                return PokeReturnValue(is_done=False)
         if self._outage is None:  # OMS was reached: from now on an outage is waited out
             self._outage = Outage(self.hook.config.outage_tolerance)
         recovered = self._outage.recovered(time.time())
@@ -146,6 +153,49 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
         self.log.info(progress_line(task_id, task))
         done = self._judge(task_id, task)
         return PokeReturnValue(is_done=done, xcom_value=result(task_id, task, restarts=0, elapsed_seconds=0.0))
+
+    def _outage_goes_on(self, task_id: str, error: OMSApiError, read_began: float) -> None:
+        """Record a read that failed because OMS was unreachable; raise past the ``outage_tolerance``."""
+        assert self._outage is not None
+        give_up = self._outage.failed(error, read_began, time.time())
+        if give_up:
+            raise OMSApiError(give_up, http_status=error.http_status, error_code=error.error_code) from None
+        self.log.warning(self._outage.log_line(task_id, error, time.time()))
+
+    def _wait_out_in_place(
+        self, context: Context, task_id: str, error: OMSApiError, read_began: float
+    ) -> dict[str, Any] | None:
+        """
+        Reschedule mode: wait an outage out inside this poke; return the task read once OMS answers again.
+
+        Each reschedule is a new process and nothing it keeps survives to the next one on Airflow 3.1 and 3.3:
+        the execution API clears a task instance's XComs at every start but a deferral's (``ti_run``'s
+        ``xcom_keys_to_clear``), and only the first reschedule's date can be read back. So the outage is waited
+        out here, where its first failed read is known, and the sensor is never rescheduled in the middle of one.
+
+        :return: ``None`` when the sensor's ``timeout`` comes first (the caller answers "not yet" and Airflow's
+            own check fails the sensor with its timeout).
+        """
+        from airflow_provider_oms.waiting import Outage
+
+        if not context.get("task_reschedule_count"):
+            raise error  # no earlier poke reached OMS: most likely a wrong endpoint, as in poke mode
+        first = context["ti"].get_first_reschedule_date(context)
+        deadline = first.timestamp() + float(self.timeout) if first is not None else None
+        self._outage = Outage(self.hook.config.outage_tolerance)
+        while True:
+            self._outage_goes_on(task_id, error, read_began)
+            now = time.time()
+            if deadline is not None and now >= deadline:
+                return None
+            time.sleep(max(0.0, min(float(self.poke_interval), deadline - now if deadline is not None else 1e9)))
+            read_began = time.time()
+            try:
+                return self.hook.get_task(task_id)
+            except OMSApiError as err:
+                if not err.transient:
+                    raise
+                error = err
 
     def execute(self, context: Context) -> Any:
         """Poke (or reschedule) as any sensor, or defer to the triggerer when ``deferrable``."""
