@@ -10,10 +10,12 @@ The rules, as requests and botocore apply them:
 
 * the connection's extra ``proxy`` wins; ``none`` there means a direct connection whatever the environment says;
 * else ``HTTPS_PROXY`` for an ``https`` URL and ``HTTP_PROXY`` for an ``http`` one (lower-case names first, as
-  ``urllib.request.getproxies`` reads them), unless ``NO_PROXY`` names the host;
+  ``urllib.request.getproxies`` reads them; else ``ALL_PROXY``; a value without a scheme is
+  ``http://``), unless ``NO_PROXY`` names the host;
 * ``NO_PROXY`` is a comma-separated list of ``*`` (no proxy at all), host names (``example.com`` also covers
-  ``api.example.com``; a leading ``.`` or ``*.`` is the same), ``host:port`` (that port only), IP addresses and
-  CIDR networks (``10.0.0.0/8``). Names compare case-insensitively.
+  ``api.example.com``; a leading ``.`` or ``*.`` is the same), ``host:port`` and ``[v6]:port`` (that port only),
+  IP addresses and CIDR networks (``10.0.0.0/8``). Names compare case-insensitively and are never resolved.
+* an explicit proxy is used for loopback addresses too (the emulator on 127.0.0.1): only ``NO_PROXY`` exempts them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,18 @@ def _default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
 
 
+def _split_port(entry: str) -> tuple[str, int | None]:
+    """``host:port`` or ``[v6]:port`` -> (host, port); a bare IPv6 address (more colons) has no port."""
+    if entry.startswith("["):
+        address, _, after = entry[1:].partition("]")
+        digits = after.removeprefix(":")
+        return address, int(digits) if digits.isdigit() else None
+    name, colon, digits = entry.partition(":")
+    if colon and digits.isdigit():
+        return name, int(digits)
+    return entry, None
+
+
 def bypassed(host: str, port: int, no_proxy: str) -> bool:
     """Whether ``NO_PROXY`` (its value ``no_proxy``) names this host (and port)."""
     host = host.lower().strip("[]")
@@ -48,14 +62,9 @@ def bypassed(host: str, port: int, no_proxy: str) -> bool:
             continue
         if entry == "*":
             return True
-        entry_port: int | None = None
-        if entry.count(":") == 1 and not entry.endswith("]"):  # host:port (an IPv6 entry has more colons)
-            name, _, digits = entry.partition(":")
-            if digits.isdigit():
-                entry, entry_port = name, int(digits)
+        entry, entry_port = _split_port(entry)
         if entry_port is not None and entry_port != port:
             continue
-        entry = entry.strip("[]")
         if address is not None:
             try:
                 if address in ipaddress.ip_network(entry, strict=False):
@@ -88,7 +97,7 @@ def proxy_for(url: str, configured: str | None, environ: Mapping[str, str] | Non
         return None
     if bypassed(parts.hostname or "", parts.port or _default_port(scheme), _env(env, "no_proxy")):
         return None
-    return proxy
+    return proxy if "://" in proxy else f"http://{proxy}"  # "proxy.corp:3128": http, as requests reads it
 
 
 def check_proxy_url(value: str) -> str | None:

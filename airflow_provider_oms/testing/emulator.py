@@ -2,7 +2,8 @@
 The local OMS emulator: :class:`OMSEmulator` for tests, and a command line to run it on its own.
 
 Run ``python -m airflow_provider_oms.testing.emulator --port 8080 --data-dir ./oms-data``; it prints one
-line, ``OMS emulator listening on http://127.0.0.1:PORT``, then serves until SIGINT (Ctrl-C) or SIGTERM.
+line, ``OMS emulator listening on http://127.0.0.1:PORT``, then serves until SIGINT (Ctrl-C) or SIGTERM. With
+``--certfile cert.pem [--keyfile key.pem]`` it serves https instead (``https://127.0.0.1:PORT``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import json
 import logging
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -77,6 +79,11 @@ class OMSEmulator:
     :param start_lag_reads: after a start, this many show-task reads still answer the task as it was before
         the start (paused or failed), as the real service may for a moment after it accepted a start.
     :param start_lag_seconds: the same, for this many seconds after a start (with both: until both ran out).
+    :param certfile: serve https (TLS) with this PEM certificate (chain) instead of plain http; real OMS and IAM
+        are https, and this is how a test reaches the emulator through a proxy's ``CONNECT`` tunnel. A
+        self-signed certificate for ``127.0.0.1`` is its own CA bundle: :meth:`airflow_connection` then sets extra
+        ``verify`` to this file.
+    :param keyfile: the certificate's PEM private key; default: in ``certfile``.
     """
 
     def __init__(
@@ -101,8 +108,12 @@ class OMSEmulator:
         sync_interval: float = DEFAULT_SYNC_INTERVAL,
         start_lag_reads: int = 0,
         start_lag_seconds: float = 0.0,
+        certfile: str | Path | None = None,
+        keyfile: str | Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.certfile = None if certfile is None else Path(certfile)
+        self._keyfile = keyfile
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.project_id = project_id
         self._access_key = access_key
@@ -161,6 +172,7 @@ class OMSEmulator:
             groups=self._groups,
             sync_tasks=self._sync_tasks,
             tokens=self._tokens,
+            ssl_context=self._ssl_context(),
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -189,9 +201,9 @@ class OMSEmulator:
 
     @property
     def url(self) -> str:
-        """The endpoint, ``http://HOST:PORT``."""
+        """The endpoint, ``http://HOST:PORT`` (``https://`` with a ``certfile``)."""
         host = self._started_server().server_address[0]
-        return f"http://{host!s}:{self.port}"
+        return f"{'http' if self.certfile is None else 'https'}://{host!s}:{self.port}"
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -447,6 +459,8 @@ class OMSEmulator:
             ``destination_conn_id``.
         """
         extra: dict[str, Any] = {"project_id": self.project_id, "endpoint": self.url}
+        if self.certfile is not None:
+            extra["verify"] = str(self.certfile)
         if auth == AUTH_AKSK:
             return {"conn_type": conn_type, "login": self._access_key, "password": self._secret_key, "extra": extra}
         if auth != AUTH_TOKEN:
@@ -463,6 +477,13 @@ class OMSEmulator:
 
     def _now(self) -> datetime:
         return datetime.now(timezone.utc) + timedelta(seconds=self._clock_offset)
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self.certfile is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.certfile, self._keyfile)
+        return context
 
     def _started_server(self) -> OMSHTTPServer:
         if self._server is None:
@@ -481,6 +502,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--ak", default=EMULATOR_AK, help="access key requests are signed with")
     parser.add_argument("--sk", default=EMULATOR_SK, help="its secret key")
     parser.add_argument("--project-id", default=EMULATOR_PROJECT_ID, help="project id of the API paths")
+    parser.add_argument("--certfile", type=Path, help="serve https with this PEM certificate (chain)")
+    parser.add_argument("--keyfile", type=Path, help="with --certfile: its PEM private key (default: in --certfile)")
     parser.add_argument(
         "--fail-pattern",
         action="append",
@@ -549,6 +572,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--start-lag-reads and --start-lag-seconds must not be negative")
     if args.token_ttl <= 0 or args.sync_interval <= 0:
         parser.error("--token-ttl and --sync-interval must be more than 0")
+    if args.keyfile is not None and args.certfile is None:
+        parser.error("--keyfile needs --certfile")
     return args
 
 
@@ -582,6 +607,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sync_interval=args.sync_interval,
         start_lag_reads=args.start_lag_reads,
         start_lag_seconds=args.start_lag_seconds,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
     )
     try:
         emulator.start()

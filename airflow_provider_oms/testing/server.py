@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -256,6 +257,8 @@ class OMSHTTPServer(ThreadingHTTPServer):
     :param faults: the faults to inject into requests; default none.
     :param clock_offset: seconds added to this machine's clock for the ``Date`` header and the check of the
         request date, as if the server's clock (or, seen from the server, the client's) were off.
+    :param ssl_context: serve https with this server-side TLS context (the handshake runs in each connection's
+        thread); default: plain http.
     """
 
     # socketserver's default backlog of 5 drops the SYNs of a burst of clients (a fan-out, many triggers).
@@ -276,6 +279,7 @@ class OMSHTTPServer(ThreadingHTTPServer):
         groups: TaskGroupStore | None = None,
         sync_tasks: SyncTaskStore | None = None,
         tokens: TokenIssuer | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.store = store
         self.groups = groups if groups is not None else TaskGroupStore(store)
@@ -285,6 +289,7 @@ class OMSHTTPServer(ThreadingHTTPServer):
         self.project_id = project_id
         self.faults = faults if faults is not None else FaultInjector()
         self.clock_offset = clock_offset
+        self.ssl_context = ssl_context
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
         self._connections: set[Any] = set()
@@ -332,10 +337,12 @@ class OMSHTTPServer(ThreadingHTTPServer):
             return self._connections_opened
 
     def get_request(self) -> tuple[socket.socket, Any]:
-        """Accept a connection, with Nagle's algorithm off."""
+        """Accept a connection, with Nagle's algorithm off (and TLS, whose handshake the handler's thread runs)."""
         connection, address = super().get_request()
         # Responses are small: with Nagle and delayed ACKs, each keep-alive call would wait ~40 ms.
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.ssl_context is not None:
+            connection = self.ssl_context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
         return connection, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -359,8 +366,8 @@ class OMSHTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Log what ended a connection; a client that went away is no error of the emulator."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            logger.debug("OMS emulator: a client closed its connection while being answered")
+        if isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError):
+            logger.debug("OMS emulator: a client closed its connection, or refused its TLS handshake")
         else:
             logger.exception("OMS emulator: error on a connection")
 
@@ -383,6 +390,12 @@ class OMSRequestHandler(BaseHTTPRequestHandler):
     # Idle keep-alive connections are dropped after this many seconds, as a real gateway does.
     timeout = 120
     server: OMSHTTPServer
+
+    def setup(self) -> None:
+        """Set the connection up; a TLS one shakes hands here, in its own thread and under :attr:`timeout`."""
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
 
     def handle_one_request(self) -> None:
         """Serve one request of the connection."""
