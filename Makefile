@@ -24,11 +24,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The whole suite (in PYTEST_WORKERS processes, a test file's tests together), then the distributed deployment
-# test (its own venv, ~6 minutes) and the web UI test. `make test PYTEST_WORKERS=0` runs the suite in one process.
+# The whole suite (in PYTEST_WORKERS processes, a test file's tests together), then the tests that run in
+# .venv-distributed: OpenLineage, the providers, the distributed deployment (~6 minutes) and the web UI. That venv
+# installs in the background while the suite runs (its output is shown after the suite). `make test
+# PYTEST_WORKERS=0` runs the suite in one process.
 PYTEST_WORKERS ?= 2
 test: lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	@echo "Installing $(DIST_VENV) in the background while the suite runs"
+	@$(MAKE) --no-print-directory $(DIST_STAMP) > .dist-install.log 2>&1 & installing=$$!; \
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=20; suite=$$?; \
+	wait $$installing; installed=$$?; cat .dist-install.log; rm -f .dist-install.log; \
+	test $$suite -eq 0 && test $$installed -eq 0
 	$(MAKE) test-openlineage
 	$(MAKE) test-providers
 	$(MAKE) test-distributed
