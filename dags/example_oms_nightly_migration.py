@@ -1,33 +1,13 @@
 """
-A nightly migration pipeline: one OMS task per night for what changed that day, a DAG that runs once the data
-has landed, and housekeeping that keeps the OMS task list short.
+A nightly migration pipeline: each night one new OMS task for what changed during the day that just ended, a
+consumer DAG that runs once the data has landed, and housekeeping that keeps the OMS task list short.
 
-Every night ``example_oms_nightly_migration`` handles the day that just ended (its data interval):
+- A new task every night, never a restart of last night's: OMS cannot start a task that has succeeded.
+- ``CronDataIntervalTimetable``: the run after midnight covers the day before it (``migrate_since`` is its start).
+- The Asset's URI is written in one form everywhere, without a trailing slash.
+- Source keys come from the connection ``oms_source``; the destination's from ``huaweicloud_oms_default``.
 
-1. It creates an OMS task for the source objects modified since the data interval began (OMS's
-   ``migrate_since``). A new task every night, never a restart of last night's: OMS refuses to start a task that
-   has succeeded. Each night's window runs from the start of its day to the moment the task is created, so the
-   windows overlap by how late after midnight the run starts: nothing modified at a day boundary is missed, and
-   an object in the overlap is migrated again.
-2. It waits for the task in the triggerer (deferrable, no worker slot), and restarts it for its failed objects
-   only, up to twice, before failing.
-3. On success it emits the destination ``obs://warehouse/landing`` as an Asset, with the night's figures as the
-   event's extra.
-4. It deletes this DAG's own finished OMS tasks that are older than 7 days.
-
-``example_oms_nightly_consumer`` is scheduled on that Asset: it runs once a night's data has landed, and reads
-the figures from the events that triggered it (Airflow merges the events of nights that land close together
-into one run of the consumer).
-
-The schedule is a ``CronDataIntervalTimetable``: the run after midnight covers the day before it. A plain
-``schedule="@daily"`` would, on Airflow 3, give each run an empty interval beginning when it runs, and
-``migrate_since`` would then skip the day that just ended.
-
-Write the Asset's URI in one form everywhere, without a trailing slash: Airflow keys an asset by name and URI,
-and ``Asset("obs://warehouse/landing/")`` would be another asset, whose events never reach this consumer.
-
-The source credentials come from the connection ``oms_source`` (aws, google_cloud_platform, wasb, or AK/SK in
-login/password); the destination's from the OMS connection, ``huaweicloud_oms_default``.
+Why each choice: docs/operators.md, "A pipeline that runs on a schedule".
 """
 
 from __future__ import annotations

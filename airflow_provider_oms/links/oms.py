@@ -10,9 +10,9 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
     from airflow.sdk.types import TaskInstanceKey
 
-#: Huawei documents no address for one OMS task's page, nor for the task list (see the README); this is the
-#: region's OMS console, following the pattern every Huawei Cloud service console uses. A connection can set
-#: its own template in extra ``console_url`` (fields: region, project_id, migration_task_id).
+#: Huawei documents no address for one OMS task's page, nor for the task list (docs/operators.md, "Console link");
+#: this is the region's OMS console, following the pattern every Huawei Cloud service console uses. A connection
+#: can set its own template in extra ``console_url`` (fields: region, project_id, migration_task_id).
 DEFAULT_CONSOLE_URL = "https://console.huaweicloud.com/oms/?region={region}"
 
 
