@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +92,13 @@ class AirflowTestEnvironment:
             raise RuntimeError(f"airflow db migrate failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         self._migrated = True
 
-    def start_dags_test(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> subprocess.Popen[str]:
+    def start_dags_test(
+        self, dag_id: str, conf: Mapping[str, Any] | None = None, *, logical_date: str | datetime | None = None
+    ) -> subprocess.Popen[str]:
         """Start ``airflow dags test DAG_ID`` without waiting; its output (stdout + stderr) is a pipe."""
         self.migrate()
         return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            [sys.executable, "-m", "airflow", *self._dags_test_args(dag_id, conf)],
+            [sys.executable, "-m", "airflow", *self._dags_test_args(dag_id, conf, logical_date)],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -109,21 +112,35 @@ class AirflowTestEnvironment:
         return DagRunResult(returncode=returncode, output=output, state=states[-1] if states else None)
 
     @staticmethod
-    def _dags_test_args(dag_id: str, conf: Mapping[str, Any] | None) -> list[str]:
+    def _dags_test_args(
+        dag_id: str, conf: Mapping[str, Any] | None, logical_date: str | datetime | None = None
+    ) -> list[str]:
         args = ["dags", "test", dag_id]
+        if logical_date is not None:
+            args.append(logical_date.isoformat() if isinstance(logical_date, datetime) else logical_date)
         if conf is not None:
             args += ["--conf", json.dumps(dict(conf))]
         return args
 
-    def dags_test(self, dag_id: str, conf: Mapping[str, Any] | None = None, timeout: float = 300) -> DagRunResult:
+    def dags_test(
+        self,
+        dag_id: str,
+        conf: Mapping[str, Any] | None = None,
+        timeout: float = 300,
+        *,
+        logical_date: str | datetime | None = None,
+    ) -> DagRunResult:
         """
-        Run ``airflow dags test DAG_ID`` with ``conf`` and return its outcome and output (stdout + stderr).
+        Run ``airflow dags test DAG_ID [LOGICAL_DATE]`` and return its outcome and output (stdout + stderr).
 
         :param dag_id: the DAG to run.
         :param conf: the DAG run's conf (becomes ``params`` overrides).
+        :param timeout: seconds the run may take.
+        :param logical_date: the run's logical date (a timezone-aware datetime or an ISO 8601 string); its data
+            interval follows from the DAG's timetable. Default: now.
         """
         self.migrate()
-        done = self.run(*self._dags_test_args(dag_id, conf), timeout=timeout)
+        done = self.run(*self._dags_test_args(dag_id, conf, logical_date), timeout=timeout)
         return self.result_of(done.returncode, done.stdout + done.stderr)
 
     def xcom_value(self, dag_id: str, task_id: str, key: str = "return_value") -> Any:
@@ -137,3 +154,13 @@ class AirflowTestEnvironment:
             return None
         value = row[0]
         return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+    def asset_events(self, dag_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """Return the asset events a DAG's runs emitted, oldest first: ``(asset URI, event extra)`` pairs."""
+        with closing(sqlite3.connect(self.home / "airflow.db")) as db:
+            rows = db.execute(
+                "SELECT asset.uri, asset_event.extra FROM asset_event JOIN asset ON asset.id = asset_event.asset_id "
+                "WHERE asset_event.source_dag_id = ? ORDER BY asset_event.id",
+                (dag_id,),
+            ).fetchall()
+        return [(uri, json.loads(extra) if isinstance(extra, (str, bytes)) else extra) for uri, extra in rows]

@@ -2,12 +2,15 @@
 Pytest fixtures for testing DAGs and hooks against the local OMS emulator.
 
 Enable them in the root ``conftest.py``: ``pytest_plugins = ["airflow_provider_oms.testing.pytest_plugin"]``.
+docs/testing.md shows a complete test of a DAG with them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,3 +26,22 @@ def oms_emulator(tmp_path: Path) -> Iterator[OMSEmulator]:
     """
     with OMSEmulator(tmp_path / "oms-data") as emulator:
         yield emulator
+
+
+@pytest.fixture
+def oms_emulator_factory(tmp_path: Path) -> Iterator[Callable[..., OMSEmulator]]:
+    """
+    Yield a function that starts an :class:`OMSEmulator` with options; each one is stopped after the test.
+
+    ``oms_emulator_factory(object_delay=0.5, fail_patterns=["*.bad"])`` takes :class:`OMSEmulator`'s keyword
+    arguments; its buckets are folders under ``tmp_path / "oms-data-N"``.
+    """
+    with ExitStack() as stack:
+        started: list[OMSEmulator] = []
+
+        def start(**options: Any) -> OMSEmulator:
+            emulator = stack.enter_context(OMSEmulator(tmp_path / f"oms-data-{len(started) + 1}", **options))
+            started.append(emulator)
+            return emulator
+
+        yield start

@@ -49,15 +49,6 @@ class LineageAirflow(AirflowTestEnvironment):
         events = [json.loads(line) for line in self.events.read_text().splitlines() if line.strip()]
         return [e for e in events if e["job"]["name"].startswith(f"{dag_id}.")]
 
-    def asset_events(self, dag_id: str) -> list[tuple[str, dict]]:
-        with closing(sqlite3.connect(self.home / "airflow.db")) as db:
-            rows = db.execute(
-                "SELECT asset.uri, asset_event.extra FROM asset_event JOIN asset ON asset.id = asset_event.asset_id "
-                "WHERE asset_event.source_dag_id = ? ORDER BY asset_event.id",
-                (dag_id,),
-            ).fetchall()
-        return [(uri, json.loads(extra) if isinstance(extra, str) else extra) for uri, extra in rows]
-
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
