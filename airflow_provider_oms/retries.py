@@ -125,15 +125,18 @@ class RetryPolicy:
         """Call ``function`` until it succeeds, fails for good, or the attempts or time run out."""
         started = time.monotonic()
         try:
-            return function()
-        except Exception as error:
-            wait = self._first_failure(
-                error, started=started, operation=operation, repeat_is_safe=repeat_is_safe, log=log
-            )
-        time.sleep(wait)
-        from tenacity import Retrying
+            try:
+                return function()
+            except Exception as error:
+                wait = self._first_failure(
+                    error, started=started, operation=operation, repeat_is_safe=repeat_is_safe, log=log
+                )
+            time.sleep(wait)
+            from tenacity import Retrying
 
-        return Retrying(**self._arguments(operation, repeat_is_safe, log, started))(function)
+            return Retrying(**self._arguments(operation, repeat_is_safe, log, started))(function)
+        except OMSApiError as error:
+            raise _shown(error, operation, log) from None
 
     async def acall(
         self, function: Callable[[], Awaitable[Any]], *, operation: str, repeat_is_safe: bool, log: Any
@@ -141,12 +144,26 @@ class RetryPolicy:
         """Do as :meth:`call` does for a coroutine function, sleeping without blocking the event loop."""
         started = time.monotonic()
         try:
-            return await function()
-        except Exception as error:
-            wait = self._first_failure(
-                error, started=started, operation=operation, repeat_is_safe=repeat_is_safe, log=log
-            )
-        await asyncio.sleep(wait)
-        from tenacity import AsyncRetrying
+            try:
+                return await function()
+            except Exception as error:
+                wait = self._first_failure(
+                    error, started=started, operation=operation, repeat_is_safe=repeat_is_safe, log=log
+                )
+            await asyncio.sleep(wait)
+            from tenacity import AsyncRetrying
 
-        return await AsyncRetrying(**self._arguments(operation, repeat_is_safe, log, started))(function)
+            return await AsyncRetrying(**self._arguments(operation, repeat_is_safe, log, started))(function)
+        except OMSApiError as error:
+            raise _shown(error, operation, log) from None
+
+
+def _shown(error: OMSApiError, operation: str, log: Any) -> OMSApiError:
+    """
+    Return ``error`` as the caller should see it, after logging where it came from at debug level.
+
+    Its one-line message (code, message, request id, advice) stays; the frames of the attempts and the retry
+    machinery go, and so does the transport error that caused it (whose text the message already quotes).
+    """
+    log.debug("OMS %s: where the last attempt failed", operation, exc_info=error)
+    return error.with_traceback(None)
