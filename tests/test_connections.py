@@ -128,7 +128,7 @@ def test_a_new_source_type_is_one_entry(monkeypatch, masked):
 def test_the_docs_show_the_example_this_test_runs():
     docs = (Path(__file__).parents[1] / "docs" / "connection.md").read_text(encoding="utf-8")
     assert "def _read_obs(source: SourceReader) -> None:" in docs
-    assert '"huaweicloud_obs": _read_obs,' in docs
+    assert 'SOURCE_READERS["huaweicloud_obs"] = _read_obs' in docs
 
 
 def test_old_form_extras_are_read(masked):
