@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -165,5 +166,7 @@ def _shown(error: OMSApiError, operation: str, log: Any) -> OMSApiError:
     Its one-line message (code, message, request id, advice) stays; the frames of the attempts and the retry
     machinery go, and so does the transport error that caused it (whose text the message already quotes).
     """
-    log.debug("OMS %s: where the last attempt failed", operation, exc_info=error)
+    # The frames only: not the chained transport error, whose text may hold what the message leaves out.
+    where = "".join(traceback.format_tb(error.__traceback__))
+    log.debug("OMS %s: where the last attempt failed (%s):\n%s", operation, describe(error), where)
     return error.with_traceback(None)
