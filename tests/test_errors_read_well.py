@@ -37,15 +37,13 @@ def assert_reads_well(error: BaseException) -> None:
 @pytest.fixture
 def hook(tmp_path, monkeypatch):
     with OMSEmulator(tmp_path / "oms-data") as emulator:
-        uri = emulator.airflow_connection_uri_env()
-        monkeypatch.setenv("AIRFLOW_CONN_OMS_ERRORS", uri)
-        yield OMSHook("oms_errors"), emulator
+        monkeypatch.setenv("AIRFLOW_CONN_OMS_ERRORS", emulator.airflow_connection_uri_env())
+        yield OMSHook("oms_errors")
 
 
 def test_a_plain_refusal_is_one_line_with_the_callers_frames_only(hook):
-    oms, _ = hook
     with pytest.raises(OMSApiError) as err:
-        oms.get_task("424242")
+        hook.get_task("424242")
 
     message = str(err.value)
     assert "\n" not in message

@@ -7,6 +7,7 @@ docs/testing.md shows a complete test of a DAG with them.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -36,12 +37,10 @@ def oms_emulator_factory(tmp_path: Path) -> Iterator[Callable[..., OMSEmulator]]
     ``oms_emulator_factory(object_delay=0.5, fail_patterns=["*.bad"])`` takes :class:`OMSEmulator`'s keyword
     arguments; its buckets are folders under ``tmp_path / "oms-data-N"``.
     """
+    numbers = itertools.count(1)
     with ExitStack() as stack:
-        started: list[OMSEmulator] = []
 
         def start(**options: Any) -> OMSEmulator:
-            emulator = stack.enter_context(OMSEmulator(tmp_path / f"oms-data-{len(started) + 1}", **options))
-            started.append(emulator)
-            return emulator
+            return stack.enter_context(OMSEmulator(tmp_path / f"oms-data-{next(numbers)}", **options))
 
         yield start
