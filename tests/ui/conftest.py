@@ -13,9 +13,9 @@ docs/images); a failing scenario leaves ``failed-<test>.png`` in a temporary fol
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
@@ -24,7 +24,7 @@ from tests.deployment.airflow_deployment import AirflowDeployment, running_deplo
 from tests.ui import browser as chromium
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Locator, Page
 
 if not os.environ.get("OMS_UI"):
     collect_ignore_glob = ["test_*.py"]
@@ -38,6 +38,14 @@ AK = "UITESTAK7Q2W9E4R6T8Y"
 SK = "ui-SK-Zp4Lm8Qw2Xc6Vb1Nk9Hj3Gf7"
 #: The browser window: wide enough for the screenshots in docs/images (at least 1280 px).
 VIEWPORT = {"width": 1440, "height": 900}
+#: Every task of the deployment retries once, 5 s after a failed try, so that the Grid shows a retry.
+RETRY_ONCE = {"AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1", "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5"}
+
+
+class Shoot(Protocol):
+    """The ``shoot`` fixture: ``shoot(name, *parts)`` saves ``<name>.png`` cropped to ``parts``."""
+
+    def __call__(self, name: str, *parts: Locator, margin: int = 12) -> Path: ...
 
 
 def say(config: pytest.Config, line: str) -> None:
@@ -63,13 +71,18 @@ def airflow(
 ) -> Iterator[AirflowDeployment]:
     """
     api-server, scheduler, dag-processor and triggerer on 127.0.0.1 with the example DAG, its operator
-    deferrable (``[operators] default_deferrable``), the Test button on, and the default connection (from the
-    environment, with a region so that the OMS Console link has an address).
+    deferrable (``[operators] default_deferrable``), the Test button on, every task retried once 5 s after a
+    failed try, and the default connection (from the environment, with a region so that the OMS Console link has an
+    address, and one attempt per OMS call so that an injected outage fails a try at once).
     """
     connection = emulator.airflow_connection()
     connection["extra"]["region"] = REGION
+    # One attempt per call: an outage fails the try at once, and Airflow's retry (below) takes over.
+    connection["extra"]["retry_max_attempts"] = 1
     home = tmp_path_factory.mktemp("airflow-home")
-    with running_deployment(home, [DAG_FILE], {CONN_ID: connection}, say=lambda line: say(request.config, line)) as up:
+    with running_deployment(
+        home, [DAG_FILE], {CONN_ID: connection}, say=lambda line: say(request.config, line), config=RETRY_ONCE
+    ) as up:
         yield up
 
 
@@ -124,12 +137,24 @@ def page(browser: Browser, airflow: AirflowDeployment) -> Iterator[Page]:
 
 
 @pytest.fixture
-def shoot(page: Page, screenshot_dir: Path) -> Callable[[str], Path]:
-    """Take a screenshot of the tab as ``<name>.png``: shoot("connection-form")."""
+def shoot(page: Page, screenshot_dir: Path) -> Shoot:
+    """
+    Take a screenshot as ``<name>.png``: of the parts of the page that matter, cropped to the smallest box
+    around them with a margin, ``shoot("connection-test", toast)``; of the whole tab without parts.
+    """
 
-    def _shoot(name: str) -> Path:
+    def _shoot(name: str, *parts: Locator, margin: int = 12) -> Path:
         path = screenshot_dir / f"{name}.png"
-        page.screenshot(path=str(path))
+        if not parts:
+            page.screenshot(path=str(path))
+            return path
+        boxes = [part.bounding_box() for part in parts]
+        assert all(boxes), f"{name}: a part to photograph is not on the page"
+        left = max(0.0, min(box["x"] for box in boxes if box) - margin)
+        top = max(0.0, min(box["y"] for box in boxes if box) - margin)
+        right = max(box["x"] + box["width"] for box in boxes if box) + margin
+        bottom = max(box["y"] + box["height"] for box in boxes if box) + margin
+        page.screenshot(path=str(path), clip={"x": left, "y": top, "width": right - left, "height": bottom - top})
         return path
 
     return _shoot

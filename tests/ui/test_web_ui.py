@@ -1,8 +1,12 @@
 """
 The provider in Airflow's own web UI, as a person meets it, in a real headless Chromium: log in, add a
 ``huaweicloud_oms`` connection in the form, press Test, trigger the example DAG from its trigger form, watch
-the task wait deferred, read its log, its rendered templates and its OMS Console link. Each scenario asserts
-what is on the screen; the REST API is used only to wait for the DAG to be parsed and to cross-check outcomes.
+the task wait deferred, see a try that met an OMS outage retried on the Grid, read its log (both tries, long
+lines wrapped), its rendered templates and its OMS Console link. Each scenario asserts what is on the screen; the
+REST API is used to wait for the DAG to be parsed, to start the retried run and to cross-check outcomes.
+
+Screenshots are cropped to the part of the page that matters (``shoot(name, *parts)``) and taken in the
+Airflow this runs (3.3.2); docs/connection.md and docs/operators.md say what each shows on which Airflow.
 
 The scenarios follow each other in one browser tab, like one person's session: each needs the ones before.
 Expected labels and messages are written out here rather than read from get_provider_info(), so that a
@@ -13,8 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +28,7 @@ from airflow_provider_oms.hooks.oms import OMSHook
 from airflow_provider_oms.testing import OMSEmulator
 from tests.deployment.airflow_deployment import ADMIN, AirflowDeployment
 from tests.helpers import create_sample_task
-from tests.ui.conftest import AK, CONN_ID, REGION, SK
+from tests.ui.conftest import AK, CONN_ID, REGION, SK, VIEWPORT, Shoot
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +42,6 @@ CONSOLE_LINK = f"https://console.huaweicloud.com/oms/?region={REGION}"
 RUN_TIMEOUT_MS = 150_000
 #: What the scenarios hand on to the next ones: the OMS task and the DAG run.
 RUN: dict[str, str] = {}
-Shoot = Callable[[str], Path]
 
 
 def toast(page: Page, title: str) -> Locator:
@@ -134,7 +135,7 @@ def test_the_connection_form_shows_the_oms_fields_with_our_labels(
     for label in ("Host", "Schema", "Port"):
         expect(dialog.locator("label").filter(has_text=re.compile(rf"^{label}\b"))).to_have_count(0)
 
-    shoot("connection-form")
+    shoot("connection-form", dialog)
     login.fill(AK)
     password.fill(SK)
 
@@ -163,7 +164,11 @@ def test_the_connection_form_shows_the_oms_fields_with_our_labels(
 
     dialog.locator("input[name=element_project_id]").fill(emulator.project_id)
     dialog.locator("input[name=element_endpoint]").fill(emulator.url)
-    shoot("connection-form-extra-fields")
+    # A window tall enough for the whole dialog, then back.
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": 1700})
+    dialog.get_by_role("button", name="Extra Fields", exact=True).scroll_into_view_if_needed()
+    shoot("connection-form-extra-fields", dialog)
+    page.set_viewport_size(VIEWPORT)
     dialog.get_by_role("button", name="Save").click()
     # The dialog's form holds what was typed until it has closed: check the page once it is gone.
     expect(dialog).to_be_hidden()
@@ -184,6 +189,8 @@ def test_the_test_button_says_success_or_what_to_fix_and_never_shows_the_sk(
         row.get_by_role("button", name="Test Connection").click()
         refused = toast(page, "Test Connection Failed")
         expect(refused).to_contain_text("Bad Request")
+        settled(refused)
+        shoot("connection-test-airflow-3.3.2", refused)
         expect(refused).to_be_hidden(timeout=20_000)
         page.route("**/api/v2/connections/test", send_no_port)
 
@@ -194,7 +201,7 @@ def test_the_test_button_says_success_or_what_to_fix_and_never_shows_the_sk(
         f"Connected to Huawei Cloud OMS (endpoint {emulator.url}) for project {emulator.project_id}"
     )
     settled(works)
-    shoot("connection-test")
+    shoot("connection-test", works)
     no_secret_on(page, "the connection list after a successful test")
     expect(works).to_be_hidden(timeout=20_000)
 
@@ -214,7 +221,7 @@ def test_the_test_button_says_success_or_what_to_fix_and_never_shows_the_sk(
     expect(refused).to_contain_text("check the AK (login) and SK (password)")
     expect(refused).to_contain_text("APIGW.0301")
     settled(refused)
-    shoot("connection-test-failed")
+    shoot("connection-test-failed", refused)
     no_secret_on(page, "the connection list after a failed test")
     page.unroute("**/api/v2/connections/test")
 
@@ -268,7 +275,6 @@ def test_the_trigger_form_runs_the_example_dag_which_waits_deferred(
     task_row = page.get_by_role("row").filter(has=page.get_by_role("link", name=TASK))
     # While OMS migrates, the task waits in the triggerer, and the UI says so.
     expect(task_row.get_by_text("Deferred")).to_be_visible(timeout=60_000)
-    shoot("task-deferred")
     expect(task_row.get_by_text("Success")).to_be_visible(timeout=RUN_TIMEOUT_MS)
 
     # The run itself ends on the scheduler's next loop, a moment after its only task.
@@ -281,15 +287,47 @@ def test_the_trigger_form_runs_the_example_dag_which_waits_deferred(
     assert run["conf"]["migration_task_id"] in (oms_task, int(oms_task)), run
     assert emulator.get_task(oms_task)["status"] == TaskStatus.SUCCEEDED
 
-    # The DAG's Grid view: the run's bar, the task's square, and the DAG's overview beside them.
-    page.get_by_role("link", name=DAG_ID).first.click()
-    expect(page).to_have_url(re.compile(rf"/dags/{DAG_ID}$"))
-    expect(page.get_by_role("link", name="Overview")).to_be_visible()
-    expect(page.get_by_role("button", name="Show Grid (Press g)")).to_be_visible()
-    expect(page.get_by_text(TASK, exact=True).first).to_be_visible()
-    expect(page.get_by_text("Failed Runs")).to_be_visible()
+
+def test_a_try_that_meets_an_oms_outage_is_retried_and_waits_deferred_on_the_grid(
+    page: Page, airflow: AirflowDeployment, emulator: OMSEmulator, shoot: Shoot
+) -> None:
+    """
+    The start of the first try meets a 503 (one attempt per call in this deployment): the try fails, Airflow
+    retries it 5 s later, and the second try starts the migration and waits deferred. The scenarios after this
+    one read the retried run.
+    """
+    hook = OMSHook(CONN_ID)
+    oms_task = create_sample_task(emulator, hook, files=FILES, prefix="ui-retry/", save_prefix="ui-retry/")
+    hook.stop_task(oms_task)
+    emulator.wait_for_status(oms_task, {TaskStatus.PAUSED}, timeout=30)
+    emulator.inject_fault("error", path=r"/start$", status=503)
+    conf = {"migration_task_id": oms_task}
+    run_id = airflow.request("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})[
+        "dag_run_id"
+    ]
+    run_url = f"{airflow.base_url}/dags/{DAG_ID}/runs/{run_id}"
+    RUN.update(oms_task=oms_task, run_id=run_id, run_url=run_url)
+    instance = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK}"
+
+    def deferred_again() -> dict[str, Any] | None:
+        answer: dict[str, Any] = airflow.get(instance)
+        return answer if answer["state"] == "deferred" and answer["try_number"] == 2 else None
+
+    airflow.wait_for("the second try to wait deferred", deferred_again, 90)
+    assert emulator.pending_faults == 0
+    tries = airflow.get(f"{instance}/tries")["task_instances"]
+    assert [(t["try_number"], t["state"]) for t in tries][:1] == [(1, "failed")], tries
+
+    page.goto(run_url)
+    task_row = page.get_by_role("row").filter(has=page.get_by_role("link", name=TASK))
+    expect(task_row.get_by_text("Deferred")).to_be_visible(timeout=30_000)
+    expect(task_row.get_by_test_id("table-cell-try_number")).to_have_text("2")
+    # The Grid: the first run's task succeeded, this run's waits deferred (its square), on its second try.
+    grid_squares = page.get_by_test_id(f"task-{TASK}")
+    expect(grid_squares).to_be_visible()
     page.wait_for_load_state("networkidle")
-    shoot("dag-grid")
+    shoot("dag-grid-retry", page.get_by_test_id("toggle-pause"), page.get_by_test_id("trigger-dag-button"), task_row)
+    expect(task_row.get_by_text("Success")).to_be_visible(timeout=RUN_TIMEOUT_MS)
 
 
 @pytest.fixture
@@ -313,7 +351,26 @@ def test_the_task_log_shows_the_progress_lines_and_the_outcome(page: Page, run: 
     expect(page.get_by_text(f"OMS migration task {oms_task} succeeded after 0 restart(s)")).to_be_visible()
     for secret in (AK, SK):
         assert secret not in page.content()
-    shoot("task-log")
+    # Both tries of the retried run, and the log's long lines wrapped rather than cut at the right edge.
+    expect(page.get_by_test_id("log-attempt-select-button-1")).to_be_visible()
+    expect(page.get_by_test_id("log-attempt-select-button-2")).to_be_visible()
+    lines = page.get_by_test_id("virtual-scroll-container")
+    # Whether the text of a line reaches past the panel's right edge (where it is cut off from view).
+    overflows = """e => {
+        const edge = e.getBoundingClientRect().right;
+        return Array.from(e.querySelectorAll("[data-testid^=virtualized-item]")).some(line => {
+            const text = document.createRange();
+            text.selectNodeContents(line);
+            return text.getBoundingClientRect().right > edge + 1;
+        });
+    }"""
+    assert lines.evaluate(overflows), "the log has no line too long for the panel: nothing to wrap"
+    page.get_by_test_id("log-settings-button").click()
+    page.get_by_test_id("log-settings-wrap").click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("log-settings-wrap")).to_be_hidden()
+    assert not lines.evaluate(overflows), "a log line is still cut at the panel's right edge"
+    shoot("task-log", page.get_by_text("Task Tries"), page.get_by_test_id("virtualized-list"))
 
 
 def test_the_task_shows_the_rendered_task_id_and_the_oms_console_link(
@@ -330,4 +387,4 @@ def test_the_task_shows_the_rendered_task_id_and_the_oms_console_link(
     expect(page.get_by_text("Extra Links")).to_be_visible()
     link = page.get_by_role("link", name="OMS Console")
     expect(link).to_have_attribute("href", CONSOLE_LINK)
-    shoot("task-oms-console-link")
+    shoot("task-oms-console-link", page.get_by_role("link", name="Details", exact=True), link)
