@@ -1,13 +1,7 @@
 """
-A nightly migration pipeline: each night one new OMS task for what changed during the day that just ended, a
-consumer DAG that runs once the data has landed, and housekeeping that keeps the OMS task list short.
-
-- A new task every night, never a restart of last night's: OMS cannot start a task that has succeeded.
-- ``CronDataIntervalTimetable``: the run after midnight covers the day before it (``migrate_since`` is its start).
-- The Asset's URI is written in one form everywhere, without a trailing slash.
-- Source keys come from the connection ``oms_source``; the destination's from ``huaweicloud_oms_default``.
-
-Why each choice: docs/operators.md, "A pipeline that runs on a schedule".
+A nightly migration: each night a new OMS task (OMS cannot restart one that succeeded) for what changed the day
+before, a consumer DAG that runs once the data has landed, and housekeeping. Source keys come from the connection
+``oms_source``. Why each choice: docs/operators.md, "A pipeline that runs on a schedule".
 """
 
 from __future__ import annotations
