@@ -6,6 +6,7 @@ files between bucket folders. Nothing is mocked.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,52 @@ def test_the_example_dag_passes_when_oms_shows_its_start_late(airflow, tmp_path,
         assert lagging.applied_starts == 1
         source = files_under(lagging.bucket_path("src") / "late")
         assert files_under(lagging.bucket_path("dst") / "late-landing" / "late") == source
+
+
+def assert_reads_as_one_line(output: str, exception: str, *parts: str) -> None:
+    """
+    The task's failure in ``airflow dags test``'s output: one traceback, nothing chained to it, no frame of the
+    retry machinery or the transport, and one line naming ``exception`` that holds every one of ``parts``.
+    """
+    assert output.count("Traceback (most recent call last):") == 1, output
+    for chained in ("During handling of the above exception", "The above exception was the direct cause"):
+        assert chained not in output, output
+    frames = re.findall(r'^  File "([^"]+)", line \d+, in (\w+)$', output, re.MULTILINE)
+    internal = [f"{path}:{name}" for path, name in frames if "/tenacity/" in path or path.endswith("/client.py")]
+    assert not internal, f"the retry machinery's or the transport's frames are shown: {internal}"
+    lines = [line for line in output.splitlines() if line.startswith(f"{exception}: ")]
+    assert len(lines) == 1, output
+    for part in parts:
+        assert part in lines[0], (part, lines[0])
+
+
+def test_an_unknown_task_fails_once_with_one_readable_line(emulator, airflow):
+    """What a newcomer sees in ``airflow dags test`` for a task id that OMS does not know."""
+    result = airflow.dags_test(DAG_ID, {"migration_task_id": "123456789012345"})
+
+    assert result.state == "failed", result.output
+    assert_reads_as_one_line(
+        result.output,
+        "airflow_provider_oms.exceptions.OMSRefusedError",
+        "OMS migration task 123456789012345 does not exist in this project: check migration_task_id",
+        "HTTP 404 OMS.1009",
+        "(request id ",
+        "Hint: ",
+    )
+
+
+def test_throttling_past_the_retries_reads_as_one_line_without_the_retry_machinery(emulator, airflow, hook):
+    task_id = paused_sample_task(emulator, hook, files=1, prefix="throttled/")
+    # Every attempt of the operator's first read is throttled (5 by default), each retried at once (Retry-After 0).
+    emulator.inject_fault("throttle", path=rf"/tasks/{task_id}$", count=5, retry_after=0)
+    result = airflow.dags_test(DAG_ID, {"migration_task_id": task_id})
+
+    assert result.state == "failed", result.output
+    assert "attempt 4 of 5 failed (HTTP 429 APIGW.0308)" in result.output
+    assert_reads_as_one_line(
+        result.output,
+        "airflow_provider_oms.exceptions.OMSApiError",
+        f"OMS show task {task_id} failed: HTTP 429 APIGW.0308",
+        "(request id ",
+        "Hint: the API is throttling requests",
+    )
