@@ -165,13 +165,19 @@ class TaskStore:
         task_name: str | None = None,
         group_id: str | None = None,
     ) -> dict[str, Any]:
-        """Return ``{"tasks": [...], "count": n}``, newest first; ``task_name`` matches a substring."""
+        """
+        Return ``{"tasks": [...], "count": n}``, newest first; ``task_name`` matches a substring.
+
+        Right after a start the list lags as show-task does: it shows (and filters by) the task as it was before
+        the start, and counts as one read of each task for the lag.
+        """
         if not 1 <= limit <= LIST_LIMIT_MAX:
             raise invalid_parameter("limit", f"must be 1 to {LIST_LIMIT_MAX}")
         if offset < 0:
             raise invalid_parameter("offset", "must not be negative")
         with self._lock:
-            tasks = [self._tasks[task_id].to_json() for task_id in sorted(self._tasks, reverse=True)]
+            records = [self._tasks[task_id] for task_id in sorted(self._tasks, reverse=True)]
+            tasks = [stale_read(record) or record.to_json() for record in records]
         matching = [
             task
             for task in tasks

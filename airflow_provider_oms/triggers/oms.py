@@ -35,6 +35,7 @@ from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatu
 from airflow_provider_oms.exceptions import AirflowException, OMSApiError
 from airflow_provider_oms.iam import get_token
 from airflow_provider_oms.proxies import proxy_for
+from airflow_provider_oms.triggers.poller import SharedPoller, shared_poller
 from airflow_provider_oms.version_compat import conf
 from airflow_provider_oms.waiting import (
     Outage,
@@ -121,7 +122,12 @@ async def _send_now(client: httpx.AsyncClient, call: PreparedCall, config: OMSCo
 
 
 async def authorized_send(
-    builder: OMSRequestBuilder, config: OMSConnectionConfig, method: str, path: str, operation: str
+    builder: OMSRequestBuilder,
+    config: OMSConnectionConfig,
+    method: str,
+    path: str,
+    operation: str,
+    query: Mapping[str, int | str | None] | None = None,
 ) -> Any:
     """
     Send one call, signed with AK/SK or carrying an IAM token (then a 401 renews it and tries once more).
@@ -129,17 +135,17 @@ async def authorized_send(
     The token is fetched in a worker thread, so the event loop is never blocked by a login.
     """
     if config.iam is None:
-        return await async_send(builder.build(method, path, operation=operation), config)
+        return await async_send(builder.build(method, path, operation=operation, query=query), config)
     token = await asyncio.to_thread(get_token, config.iam)
     mask_secret(token)
     try:
-        return await async_send(builder.build(method, path, operation=operation, auth_token=token), config)
+        return await async_send(builder.build(method, path, operation=operation, query=query, auth_token=token), config)
     except OMSApiError as err:
         if err.http_status != 401:
             raise
     token = await asyncio.to_thread(get_token, config.iam, renew=True)
     mask_secret(token)
-    return await async_send(builder.build(method, path, operation=operation, auth_token=token), config)
+    return await async_send(builder.build(method, path, operation=operation, query=query, auth_token=token), config)
 
 
 async def _get_connection(conn_id: str) -> Any:
@@ -253,56 +259,55 @@ class MigrationTaskTrigger(BaseTrigger):
         """Poll the task; yield one event and return."""
         try:
             builder, config = await self._connect()
-            call_path = builder.path("/tasks/{task_id}", task_id=self.migration_task_id)
-            operation = f"show task {self.migration_task_id}"
-
-            async def show() -> Any:
-                return await authorized_send(builder, config, "GET", call_path, operation)
-
-            before = self.stale_fingerprint
-            outage = Outage(config.outage_tolerance)
-            while True:
-                read_began = time.time()
-                try:
-                    task = (
-                        await config.retry_policy.acall(show, operation=operation, repeat_is_safe=True, log=self.log)
-                        or {}
-                    )
-                except OMSApiError as err:
-                    if not err.transient:
-                        raise
-                    give_up = outage.failed(err, read_began, time.time())
-                    if give_up:
-                        yield self._event("error", message=give_up)
-                        return
-                    self.log.warning(outage.log_line(self.migration_task_id, err, time.time()))
-                    task = {}
-                else:
-                    recovered = outage.recovered(time.time())
-                    if recovered:
-                        self.log.info(recovered)
-                if not task:  # OMS could not be asked: only the deadline can end the wait now
-                    if await self._sleep_until_next_read():
-                        yield self._event("timeout", task=None)
-                        return
-                    continue
-                self.log.info(progress_line(self.migration_task_id, task))
-                outcome = classify(task, self.target_statuses, self.failure_statuses)
-                shown = shows_start(task, before, self.grace_until, time.time())
-                if shown is None:
-                    self.log.info("OMS does not show the start of task %s yet; waiting", self.migration_task_id)
-                    outcome = Outcome.WAITING
-                elif shown:
-                    before = None  # the task has moved on: from now on every status is its own
-                if outcome is not Outcome.WAITING:
-                    message = "" if shown else stale_start_message(self.migration_task_id, task, self.started_at)
-                    yield self._event(outcome.value, task=summarize(task), message=message)
-                    return
-                if await self._sleep_until_next_read():
-                    yield self._event("timeout", task=summarize(task))
+            poller = shared_poller(builder, config)
+            with poller.watching(self.migration_task_id):
+                async for event in self._poll(poller, config):
+                    yield event
                     return
         except AirflowException as err:  # OMS errors, and a connection that does not exist
             yield self._event("error", message=str(err))
+
+    async def _poll(self, poller: SharedPoller, config: OMSConnectionConfig) -> AsyncIterator[TriggerEvent]:
+        """Read the task every poll interval (through the loop's shared poller) until there is an outcome."""
+        before = self.stale_fingerprint
+        outage = Outage(config.outage_tolerance)
+        while True:
+            read_began = time.time()
+            try:
+                task = await poller.read(self.migration_task_id, poll_interval=self.poll_interval, wait_log=self.log)
+            except OMSApiError as err:
+                if not err.transient:
+                    raise
+                give_up = outage.failed(err, read_began, time.time())
+                if give_up:
+                    yield self._event("error", message=give_up)
+                    return
+                self.log.warning(outage.log_line(self.migration_task_id, err, time.time()))
+                task = {}
+            else:
+                recovered = outage.recovered(time.time())
+                if recovered:
+                    self.log.info(recovered)
+            if not task:  # OMS could not be asked: only the deadline can end the wait now
+                if await self._sleep_until_next_read():
+                    yield self._event("timeout", task=None)
+                    return
+                continue
+            self.log.info(progress_line(self.migration_task_id, task))
+            outcome = classify(task, self.target_statuses, self.failure_statuses)
+            shown = shows_start(task, before, self.grace_until, time.time())
+            if shown is None:
+                self.log.info("OMS does not show the start of task %s yet; waiting", self.migration_task_id)
+                outcome = Outcome.WAITING
+            elif shown:
+                before = None  # the task has moved on: from now on every status is its own
+            if outcome is not Outcome.WAITING:
+                message = "" if shown else stale_start_message(self.migration_task_id, task, self.started_at)
+                yield self._event(outcome.value, task=summarize(task), message=message)
+                return
+            if await self._sleep_until_next_read():
+                yield self._event("timeout", task=summarize(task))
+                return
 
     async def _sleep_until_next_read(self) -> bool:
         """Sleep one poll interval, or until the deadline; return whether the deadline has passed."""
