@@ -35,10 +35,16 @@ SECTIONS = {
     "per-call": "per_call",
     "http-economy": "http_economy",
     "trigger-scale": "trigger_scale",
+    "shared-poll": "shared_poll",
     "fan-out": "fan_out",
 }
 #: No benchmark may run longer than this; a stuck one is ended and reported as failed.
 SECTION_TIMEOUT = 900
+
+
+def _numbers(text: str) -> tuple[int, ...]:
+    """Parse a comma-separated list of counts: ``100,1000``."""
+    return tuple(int(part) for part in text.split(","))
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,11 +62,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs of every process)")
     for field in dataclasses.fields(Sizes):
         if field.name != "quick":
-            kind = int if field.type == "int" else float
+            kind = {"int": int, "float": float}.get(str(field.type), _numbers)
             parser.add_argument(
                 f"--{field.name.replace('_', '-')}",
                 type=kind,
-                metavar=field.type.upper(),
+                metavar="N,N..." if kind is _numbers else str(field.type).upper(),
                 help=f"default {getattr(Sizes(), field.name)}, with --quick {getattr(QUICK, field.name)}",
             )
     # Internal: run one benchmark in this process and write its result as JSON.

@@ -241,6 +241,9 @@ class Sizes:
     #: Mapped task instances per fan-out DAG, and runs of each DAG (after one untimed warm-up run).
     mapped: int = 200
     fan_out_runs: int = 2
+    #: Concurrent waits of the shared-polling benchmark, and the rounds it times.
+    poll_waits: tuple[int, ...] = (100, 1000, 3000)
+    poll_rounds: int = 3
     quick: bool = False
 
 
@@ -253,5 +256,7 @@ QUICK = Sizes(
     finish_after=3.0,
     mapped=5,
     fan_out_runs=1,
+    poll_waits=(10, 50),
+    poll_rounds=2,
     quick=True,
 )

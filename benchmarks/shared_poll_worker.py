@@ -1,0 +1,96 @@
+"""
+Run many MigrationTaskTriggers on running migrations in one event loop, for a number of rounds, and measure.
+
+Started by ``shared_poll.py`` once per size and mode, in a process of its own so that its CPU and memory are the
+triggers' alone. ``--mode per-task`` reads every task with its own show, as before the shared poller (the poller's
+threshold raised above the number of waits); ``--mode shared`` is the provider as it ships.
+
+Handshake with the parent through files next to ``--result``: ``.warm`` once every trigger has read its task once
+(the parent then resets the emulator's counts and writes ``.go``), ``.done`` after ``--rounds`` more reads per
+trigger (the parent then reads the emulator's counts). The triggers are then cancelled; nothing is paused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_oms.triggers import poller as poller_module
+from airflow_provider_oms.triggers.oms import MigrationTaskTrigger
+
+
+def _peak_rss() -> int:
+    """Return the kernel's peak resident set size of this process (VmHWM), in bytes."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+async def _measure(ids: list[str], conn_id: str, poll_interval: float, rounds: int, result: Path) -> dict[str, Any]:
+    reads = 0
+    read = poller_module.SharedPoller.read
+
+    async def counted(self: poller_module.SharedPoller, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        nonlocal reads
+        task = await read(self, *args, **kwargs)
+        reads += 1
+        return task
+
+    poller_module.SharedPoller.read = counted  # type: ignore[method-assign]
+    triggers = [
+        MigrationTaskTrigger(
+            migration_task_id=task_id, oms_conn_id=conn_id, poll_interval=poll_interval, cancel_on_kill=False
+        )
+        for task_id in ids
+    ]
+    waits = [asyncio.ensure_future(anext(trigger.run())) for trigger in triggers]
+    while reads < len(ids):
+        await asyncio.sleep(0.05)
+    result.with_suffix(".warm").touch()
+    while not result.with_suffix(".go").exists():
+        await asyncio.sleep(0.05)
+    reads_before, cpu_before, started = reads, time.process_time(), time.monotonic()
+    while reads - reads_before < rounds * len(ids):
+        await asyncio.sleep(0.05)
+    cpu, seconds = time.process_time() - cpu_before, time.monotonic() - started
+    result.with_suffix(".done").touch()
+    ended = [wait for wait in waits if wait.done()]
+    for wait in waits:
+        wait.cancel()
+    await asyncio.gather(*waits, return_exceptions=True)
+    return {
+        "reads": reads - reads_before,
+        "cpu": cpu,
+        "seconds": seconds,
+        "peak_rss": _peak_rss(),
+        "ended_early": len(ended),
+    }
+
+
+def main() -> int:
+    """Measure, write the result as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ids", type=Path, required=True)
+    parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--conn-id", required=True)
+    parser.add_argument("--poll-interval", type=float, required=True)
+    parser.add_argument("--rounds", type=int, required=True)
+    parser.add_argument("--mode", choices=["per-task", "shared"], required=True)
+    args = parser.parse_args()
+    ids = json.loads(args.ids.read_text())
+    if args.mode == "per-task":
+        poller_module.MIN_SHARED_ASKS = len(ids) + 1
+    measured = asyncio.run(_measure(ids, args.conn_id, args.poll_interval, args.rounds, args.result))
+    args.result.write_text(json.dumps(measured))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
