@@ -20,17 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support import rss
+
 from airflow_provider_oms.triggers import poller as poller_module
 from airflow_provider_oms.triggers.oms import MigrationTaskTrigger
-
-
-def _peak_rss() -> int:
-    """Return the kernel's peak resident set size of this process (VmHWM), in bytes."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 async def _measure(ids: list[str], conn_id: str, poll_interval: float, rounds: int, result: Path) -> dict[str, Any]:
@@ -69,7 +62,7 @@ async def _measure(ids: list[str], conn_id: str, poll_interval: float, rounds: i
         "reads": reads - reads_before,
         "cpu": cpu,
         "seconds": seconds,
-        "peak_rss": _peak_rss(),
+        "peak_rss": rss()[1],
         "ended_early": len(ended),
     }
 

@@ -77,6 +77,17 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
+def rss() -> tuple[int, int]:
+    """Return the resident set size of this process now, and its peak (VmHWM), in bytes (Linux)."""
+    fields = {}
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in {"VmRSS", "VmHWM"}:
+                fields[name] = int(value.split()[0]) * 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
 # -- the emulator in a process of its own ------------------------------------------------------------
 
 

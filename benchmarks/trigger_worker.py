@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from airflow.sdk import BaseHook
+from support import rss
 
 from airflow_provider_oms.client import OMSRequestBuilder, PreparedCall
 from airflow_provider_oms.connections import config_from_connection
@@ -41,18 +42,7 @@ from airflow_provider_oms.triggers.oms import MigrationTaskTrigger, shared_async
 FLOOR_CONNECTIONS = 100
 
 
-def _rss() -> tuple[int, int]:
-    """Return the resident set size of this process now, and its peak, in bytes."""
-    fields = {}
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            name, _, value = line.partition(":")
-            if name in {"VmRSS", "VmHWM"}:
-                fields[name] = int(value.split()[0]) * 1024
-    return fields["VmRSS"], fields["VmHWM"]
-
-
-def _reset_peak_rss() -> bool:
+def _reset_peakrss() -> bool:
     """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; ``False`` where that is not allowed."""
     try:
         with open("/proc/self/clear_refs", "w", encoding="ascii") as clear_refs:
@@ -263,8 +253,8 @@ async def _measure(args: argparse.Namespace, ids: list[str], calls: list[Prepare
     client = shared_async_client(True)  # the client every trigger of this loop will share
     recorder = Recorder()
     client.event_hooks = {"request": [recorder.on_request], "response": [recorder.on_response]}
-    peak_reset = _reset_peak_rss()
-    rss_before, _ = _rss()
+    peak_reset = _reset_peakrss()
+    rss_before, _ = rss()
     samples = [rss_before]
     cpu_samples: list[tuple[float, float]] = []
     done = threading.Event()
@@ -272,7 +262,7 @@ async def _measure(args: argparse.Namespace, ids: list[str], calls: list[Prepare
     def sample() -> None:
         # A thread, not a task of the loop: it keeps sampling while the loop is busy.
         while not done.wait(0.1):
-            samples.append(_rss()[0])
+            samples.append(rss()[0])
             cpu_samples.append((time.monotonic(), time.process_time()))
 
     sampler = threading.Thread(target=sample, name="sampler", daemon=True)
@@ -282,7 +272,7 @@ async def _measure(args: argparse.Namespace, ids: list[str], calls: list[Prepare
     cpu_end, wall_end = time.process_time(), time.monotonic()
     done.set()
     sampler.join()
-    rss_after, rss_peak = _rss()
+    rss_after, rss_peak = rss()
     peak = rss_peak if peak_reset else max([*samples, rss_after])
     timed_requests, timed_answers = len(recorder.sent), len(recorder.answered)
     _handshake(args.handshake)

@@ -260,7 +260,7 @@ class MigrationTaskTrigger(BaseTrigger):
         try:
             builder, config = await self._connect()
             poller = shared_poller(builder, config)
-            with poller.watching(self.migration_task_id):
+            with poller.watching():
                 async for event in self._poll(poller, config):
                     yield event
                     return

@@ -26,7 +26,6 @@ import logging
 import math
 import secrets
 import weakref
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -92,31 +91,23 @@ class SharedPoller:
     def __init__(self, builder: OMSRequestBuilder, config: OMSConnectionConfig) -> None:
         self._builder = builder
         self._config = config
-        self._watching: Counter[str] = Counter()
         self._asks: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self._gather = GATHER_SECONDS
         self._rounds: asyncio.Task[None] | None = None
         self._rounds_without_list = 0
         #: How many tasks the last list said were running (``None``: not listed yet).
         self.running_count: int | None = None
-        #: Calls sent so far, by kind (``list`` pages and ``show`` reads): for tests and benchmarks.
-        self.sent: Counter[str] = Counter()
-
-    @property
-    def watched(self) -> int:
-        """How many waits are watching a task through this poller."""
-        return sum(self._watching.values())
+        #: How many waits are watching a task through this poller.
+        self.watched = 0
 
     @contextmanager
-    def watching(self, migration_task_id: str) -> Iterator[None]:
+    def watching(self) -> Iterator[None]:
         """Count a wait while it runs."""
-        self._watching[migration_task_id] += 1
+        self.watched += 1
         try:
             yield
         finally:
-            self._watching[migration_task_id] -= 1
-            if self._watching[migration_task_id] <= 0:
-                del self._watching[migration_task_id]
+            self.watched -= 1
 
     async def read(self, migration_task_id: str, *, poll_interval: float, wait_log: Any) -> dict[str, Any]:
         """
@@ -185,7 +176,6 @@ class SharedPoller:
             query = {"limit": PAGE_SIZE, "offset": offset, "status": int(TaskStatus.RUNNING)}
 
             async def page(query: dict[str, int] = query) -> Any:
-                self.sent["list"] += 1
                 return await authorized_send(self._builder, self._config, "GET", path, "list running tasks", query)
 
             answer = (
@@ -211,7 +201,6 @@ class SharedPoller:
         operation = f"show task {migration_task_id}"
 
         async def show() -> Any:
-            self.sent["show"] += 1
             return await authorized_send(self._builder, self._config, "GET", path, operation)
 
         return await self._config.retry_policy.acall(show, operation=operation, repeat_is_safe=True, log=wait_log) or {}
