@@ -91,10 +91,14 @@ def test_shows_when_the_running_tasks_fill_more_pages_than_there_are_waits(
     make_emulator: Any, oms_conn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(poller_module, "PAGE_SIZE", 2)  # 12 running tasks: 6 pages for 5 waits
-    # No refreshing list (on a loaded machine the waits may last the 20 rounds after which one comes).
+    # No refreshing list (on a loaded machine the waits may last the 20 rounds after which one comes), and the
+    # first round lists however few asks it gathered (a loaded machine may split the five waits' rounds).
     monkeypatch.setattr(poller_module, "LIST_REFRESH_ROUNDS", 10**6)
-    # No refreshing list (on a loaded machine the waits may last the 20 rounds after which one comes).
+    monkeypatch.setattr(poller_module, "MIN_SHARED_ASKS", 1)
+    # No refreshing list (on a loaded machine the waits may last the 20 rounds after which one comes), and the
+    # first round lists however few asks it gathered (a loaded machine may split the five waits' rounds).
     monkeypatch.setattr(poller_module, "LIST_REFRESH_ROUNDS", 10**6)
+    monkeypatch.setattr(poller_module, "MIN_SHARED_ASKS", 1)
     emulator, hook = make_emulator(task_start_delay=0, object_delay=0.3)
     others = running_tasks(emulator, hook, count=7, files=12)
     watched = running_tasks(emulator, hook, count=5, files=5)
