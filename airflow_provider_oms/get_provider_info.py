@@ -36,7 +36,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.sensors.oms"]}],
-        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_oms.triggers.oms"]}],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_oms.triggers.oms", "airflow_provider_oms.triggers.events"],
+            }
+        ],
         "extra-links": ["airflow_provider_oms.links.oms.OMSConsoleLink"],
         # Huawei Cloud OBS as an Asset URI scheme: no other provider registers ``obs``.
         "asset-uris": [

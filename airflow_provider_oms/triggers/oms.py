@@ -157,6 +157,12 @@ async def _get_connection(conn_id: str) -> Any:
     return await sync_to_async(BaseHook.get_connection)(conn_id)
 
 
+async def connect(conn_id: str) -> tuple[OMSRequestBuilder, OMSConnectionConfig]:
+    """Read the OMS connection in the triggerer; return the request builder and the connection's settings."""
+    config = config_from_connection(await _get_connection(conn_id))
+    return OMSRequestBuilder(config.endpoint, config.project_id, config.credentials), config
+
+
 class MigrationTaskTrigger(BaseTrigger):
     """
     Poll an OMS migration task until it reaches a target status, fails, stops moving, or a deadline passes.
@@ -239,8 +245,7 @@ class MigrationTaskTrigger(BaseTrigger):
         )
 
     async def _connect(self) -> tuple[OMSRequestBuilder, OMSConnectionConfig]:
-        config = config_from_connection(await _get_connection(self.oms_conn_id))
-        return OMSRequestBuilder(config.endpoint, config.project_id, config.credentials), config
+        return await connect(self.oms_conn_id)
 
     def _event(self, status: str, *, task: dict[str, Any] | None = None, message: str = "") -> TriggerEvent:
         return TriggerEvent(

@@ -101,13 +101,13 @@ class SharedPoller:
         self.watched = 0
 
     @contextmanager
-    def watching(self) -> Iterator[None]:
-        """Count a wait while it runs."""
-        self.watched += 1
+    def watching(self, tasks: int = 1) -> Iterator[None]:
+        """Count a wait (or an event trigger's ``tasks`` watched tasks) while it runs."""
+        self.watched += tasks
         try:
             yield
         finally:
-            self.watched -= 1
+            self.watched -= tasks
 
     async def read(self, migration_task_id: str, *, poll_interval: float, wait_log: Any) -> dict[str, Any]:
         """
@@ -193,6 +193,33 @@ class SharedPoller:
             offset += PAGE_SIZE
             if len(found) == len(task_ids) or not tasks or offset >= self.running_count:
                 return found
+
+    async def list_all(
+        self, *, status: int, task_name: str | None, group_id: str | None, wait_log: Any
+    ) -> list[dict[str, Any]]:
+        """
+        Return every task in ``status`` that matches the name filter and task group, page after page.
+
+        Each page goes through the connection's retry policy (a 429 waits its ``Retry-After``), as the running
+        list does.
+        """
+        from airflow_provider_oms.triggers.oms import authorized_send
+
+        tasks: list[dict[str, Any]] = []
+        path = self._builder.path("/tasks")
+        operation = f"list tasks in status {status}"
+        while True:
+            query: dict[str, int | str] = {"limit": PAGE_SIZE, "offset": len(tasks), "status": status}
+            query.update({key: value for key, value in (("task_name", task_name), ("group_id", group_id)) if value})
+
+            async def page(query: dict[str, int | str] = query) -> Any:
+                return await authorized_send(self._builder, self._config, "GET", path, operation, query)
+
+            answer = await self._config.retry_policy.acall(page, operation=operation, repeat_is_safe=True, log=wait_log)
+            listed = (answer or {}).get("tasks") or []
+            tasks.extend(listed)
+            if not listed or len(tasks) >= int((answer or {}).get("count") or 0):
+                return tasks
 
     async def _show(self, migration_task_id: str, wait_log: Any) -> dict[str, Any]:
         from airflow_provider_oms.triggers.oms import authorized_send

@@ -34,6 +34,7 @@ DAG_FILES = (
     REPO / "dags" / "example_oms_start_migration.py",
     REPO / "tests" / "e2e" / "dags" / "oms_test_dags.py",
     REPO / "tests" / "deployment" / "dags" / "oms_asset_dags.py",
+    REPO / "dags" / "example_oms_migration_watcher.py",
 )
 CONN_ID = "huaweicloud_oms_default"
 TASK = "start_migration"
@@ -44,6 +45,9 @@ SK = "deploy-SK-h7Rq2Zt9Lw4Vx8Pk3Ns6Jd1"
 FILES = 10
 #: Seconds for the DAGs to show up in the API and both runs to end (they take about 25 s on an idle machine).
 RUN_TIMEOUT = 150
+WATCHER_DAG = "example_oms_migration_watcher"
+#: How often the example's watcher reads its task in this deployment (60 s in the example).
+WATCH_POLL = 2
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +58,32 @@ def emulator(tmp_path_factory) -> Iterator[OMSEmulator]:
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory, emulator) -> Iterator[AirflowDeployment]:
-    """The deployment: the example DAG and the test DAGs, operators deferrable by default, the Test button on."""
+def watched_task(emulator) -> str:
+    """
+    The OMS task the example watcher DAG watches, created outside Airflow before the deployment starts (its id
+    goes into the DAG file through the environment) and paused at once: no outcome yet. Each of its objects fails
+    its first attempt, so the task fails once, then succeeds when restarted for its failed objects.
+    """
+    hook = OMSHook(CONN_ID)
+    emulator.add_fail_rule("watched/*", times=1)
+    task_id = create_sample_task(emulator, hook, files=2, prefix="watched/", save_prefix="watched/")
+    hook.stop_task(task_id)
+    emulator.wait_for_status(task_id, {TaskStatus.PAUSED}, timeout=30)
+    return task_id
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory, emulator, watched_task) -> Iterator[AirflowDeployment]:
+    """The deployment: the example DAGs and the test DAGs, operators deferrable by default, the Test button on."""
     connections = {CONN_ID: emulator.airflow_connection()}
-    with running_deployment(tmp_path_factory.mktemp("airflow-home"), DAG_FILES, connections) as deployment:
+    watcher = {
+        "OMS_WATCHED_TASK_IDS": watched_task,
+        "OMS_WATCH_POLL_SECONDS": str(WATCH_POLL),
+        # A killed triggerer's watcher moves to the new one after this many seconds without a heartbeat.
+        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+    }
+    home = tmp_path_factory.mktemp("airflow-home")
+    with running_deployment(home, DAG_FILES, connections, config=watcher) as deployment:
         yield deployment
 
 
@@ -245,6 +271,65 @@ def test_the_consumer_dag_runs_after_the_migrations_asset_event(airflow, emulato
     )["value"]
     assert figures["migration_task_id"] == oms_task, context
     no_credential_in("the asset event", json.dumps(event))
+
+
+def test_a_migration_outside_airflow_schedules_the_watcher_dag_once_per_outcome(airflow, emulator, watched_task):
+    hook = OMSHook(CONN_ID)
+    wait_for_dag(airflow, WATCHER_DAG, RUN_TIMEOUT)
+    airflow.request("PATCH", f"/api/v2/dags/{WATCHER_DAG}", json={"is_paused": False})  # its watcher starts now
+
+    def watching() -> bool:
+        return f"Watching OMS tasks {watched_task} " in airflow.output("triggerer")
+
+    airflow.wait_for("the watcher to run in the triggerer", watching, 60)
+    assert airflow.get(f"/api/v2/dags/{WATCHER_DAG}/dagRuns")["dag_runs"] == []  # paused: not an outcome
+
+    def runs() -> list[dict[str, Any]]:
+        return airflow.get(f"/api/v2/dags/{WATCHER_DAG}/dagRuns", params={"order_by": "run_after"})["dag_runs"]
+
+    def outcomes() -> list[dict[str, Any]]:
+        events = airflow.get("/api/v2/assets/events", params={"name_pattern": "oms_migration_outcomes"})
+        return [event["extra"]["payload"] for event in events["asset_events"]]
+
+    def run_and_outcomes(count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        done = [run for run in runs() if run["state"] in ("success", "failed")]
+        return (done, outcomes()) if len(done) >= count else None
+
+    # Someone starts the task in the console; its objects fail: one outcome, one run.
+    hook.start_task(watched_task, hook.build_start_task_body())
+    emulator.wait_for_status(watched_task, {TaskStatus.FAILED}, timeout=60)
+    airflow.wait_for("the run for the failure", lambda: run_and_outcomes(1), RUN_TIMEOUT)
+    # The failure stays; the triggerer is killed and started again: Airflow 3.3's state store remembers the outcome.
+    airflow.crash_and_restart("triggerer")
+    again = f"Watching OMS tasks {watched_task} for outcomes failed, succeeded every {WATCH_POLL} s (1 already known)"
+    airflow.wait_for("the watcher to run again, knowing the failure", lambda: again in airflow.output("triggerer"), 90)
+    time.sleep(3 * WATCH_POLL)
+    # Restarted for its failed objects, the task succeeds: a second outcome, a second run.
+    hook.start_task(watched_task, hook.build_start_task_body(migrate_failed_object=True))
+    emulator.wait_for_status(watched_task, {TaskStatus.SUCCEEDED}, timeout=60)
+    done, events = airflow.wait_for("the run for the success", lambda: run_and_outcomes(2), RUN_TIMEOUT)
+    time.sleep(3 * WATCH_POLL)  # the success stays: nothing more fires
+
+    context = f"runs {runs()}\nevents {outcomes()}{airflow.tails()}"
+    assert [(e["migration_task_id"], e["status_name"]) for e in outcomes()] == [
+        (watched_task, "failed"),
+        (watched_task, "succeeded"),
+    ], context
+    assert len(runs()) == 2, context
+    assert [run["run_type"] for run in done] == ["asset_triggered"] * 2, context
+    assert [run["state"] for run in done] == ["success"] * 2, context
+    reported = [
+        airflow.get(
+            f"/api/v2/dags/{WATCHER_DAG}/dagRuns/{run['dag_run_id']}/taskInstances/report_outcomes/xcomEntries/"
+            "return_value"
+        )["value"]
+        for run in done
+    ]
+    assert [[(o["status_name"], o["task"]["successful_num"]) for o in r] for r in reported] == [
+        [("failed", 0)],
+        [("succeeded", 2)],
+    ], context
+    no_credential_in("the asset events", json.dumps(events))
 
 
 def known_race(airflow: AirflowDeployment) -> str:
