@@ -25,6 +25,7 @@ import hmac
 import logging
 import math
 import secrets
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,6 +100,8 @@ class SharedPoller:
         self.running_count: int | None = None
         #: How many waits are watching a task through this poller.
         self.watched = 0
+        #: Poll interval -> the time (monotonic clock) its waits' asks are counted from.
+        self._beats: dict[float, float] = {}
 
     @contextmanager
     def watching(self, tasks: int = 1) -> Iterator[None]:
@@ -108,6 +111,21 @@ class SharedPoller:
             yield
         finally:
             self.watched -= tasks
+
+    def next_read_in(self, poll_interval: float, asked_at: float) -> float:
+        """
+        Return the seconds a wait that asked at ``asked_at`` (monotonic clock) sleeps before it asks again.
+
+        The waits of one poll interval ask on one beat, an interval apart, counted from the first ask, so that
+        their asks meet in one round whatever moment they deferred at: the next ask is the first beat at least an
+        interval (less the gather window) after the last one. A wait off the beat (one that just deferred) waits
+        less than two intervals once, and is on the beat from then on. A read that took longer than an interval
+        (retries in an outage) is followed by an ask on the next beat.
+        """
+        now = time.monotonic()
+        beat = self._beats.setdefault(poll_interval, asked_at)
+        earliest = max(asked_at + poll_interval - min(GATHER_SECONDS, poll_interval / 10), now)
+        return beat + math.ceil((earliest - beat) / poll_interval) * poll_interval - now
 
     async def read(self, migration_task_id: str, *, poll_interval: float, wait_log: Any) -> dict[str, Any]:
         """

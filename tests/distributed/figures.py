@@ -41,6 +41,11 @@ def _s(key: str) -> str:
     return "not measured (the scenario did not get that far)" if value is None else f"{value:.1f} s"
 
 
+def _reads(key: str) -> str:
+    value = (FIGURES.get("fanout_reads") or {}).get(key)
+    return "not measured" if value is None else f"{value:,}"
+
+
 def render() -> str:
     """The generated section: timings, memory, outcomes."""
     install = None
@@ -61,6 +66,9 @@ def render() -> str:
         f"| 7 Airflow components up and ready | {_s('components_seconds')} |",
         f"| start-up, total | {_s('startup_seconds')} |",
         f"| fan-out: {FIGURES.get('fanout_tasks', '?')} mapped starts, trigger to run end | {_s('fanout_seconds')} |",
+        f"| fan-out: OMS reads of the waits in workers (one show each per poll) | {_reads('worker_shows')} |",
+        f"| fan-out: OMS reads of the waits in triggerers (shared poller: list pages, then shows) | "
+        f"{_reads('lists')} lists + {_reads('deferred_shows')} shows |",
         f"| worker `kill -9` to the task leaving `running` (heartbeat timeout "
         f"{FIGURES.get('heartbeat_timeout', '?')} s) | {_s('worker_loss_detection_seconds')} |",
         f"| worker `kill -9` to the retry running on the other worker | {_s('worker_loss_retry_running_seconds')} |",

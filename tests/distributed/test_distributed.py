@@ -120,6 +120,22 @@ def start_answers(emulator: OMSEmulator, task_id: str) -> list[tuple[int, str | 
     ]
 
 
+def reads_during(requests: list[Any], worker_ids: list[str], deferred_ids: list[str]) -> dict[str, int]:
+    """Count the reads of a fan-out: list calls, and shows of the tasks waited for in workers and in triggerers."""
+
+    def shows(task_ids: list[str]) -> int:
+        paths = {f"/tasks/{task_id}" for task_id in task_ids}
+        return sum(
+            record.method == "GET" and record.path[record.path.rfind("/tasks/") :] in paths for record in requests
+        )
+
+    return {
+        "lists": sum(record.method == "GET" and record.path.endswith("/tasks") for record in requests),
+        "worker_shows": shows(worker_ids),
+        "deferred_shows": shows(deferred_ids),
+    }
+
+
 def assert_started_once(emulator: OMSEmulator, task_ids: list[str], applied_before: int) -> None:
     assert emulator.applied_starts - applied_before == len(task_ids), (
         f"{emulator.applied_starts - applied_before} starts applied for {len(task_ids)} OMS tasks"
@@ -191,6 +207,7 @@ def test_fan_out_over_two_workers_and_two_triggerers(deployment, emulator, hook,
     worker_ids = make_tasks(emulator, hook, "fanout-worker", FANOUT, FANOUT_FILES)
     deferred_ids = make_tasks(emulator, hook, "fanout-deferred", FANOUT, FANOUT_FILES)
     applied = emulator.applied_starts
+    first_request = len(emulator.requests)
     started = time.monotonic()
     run_id = deployment.trigger("oms_dist_fanout", {"worker_tasks": worker_ids, "deferred_tasks": deferred_ids})
 
@@ -220,6 +237,8 @@ def test_fan_out_over_two_workers_and_two_triggerers(deployment, emulator, hook,
     figures.record("fanout_tasks", 2 * FANOUT)
     figures.record("fanout_seconds", time.monotonic() - started)
     figures.record("memory", peak)
+    reads = reads_during(emulator.requests[first_request:], worker_ids, deferred_ids)
+    figures.record("fanout_reads", reads)
 
     rows = deployment.task_instances("oms_dist_fanout", run_id)
     context = f"{rows}{deployment.tails()}"
@@ -243,6 +262,11 @@ def test_fan_out_over_two_workers_and_two_triggerers(deployment, emulator, hook,
     for task_id in worker_ids + deferred_ids:
         assert emulator.get_task(task_id)["status"] == TaskStatus.SUCCEEDED
     assert_copied(emulator, worker_ids + deferred_ids)
+    # The waits in the triggerers read their running tasks through each triggerer's shared poller (a list page a
+    # round); the same number of waits in workers read one show each per poll. The deferred side's shows include
+    # the worker's reads around each start (before deferring) and one show per task once it left the list.
+    assert reads["lists"] >= 2, reads
+    assert reads["lists"] + reads["deferred_shows"] <= reads["worker_shows"] / 2, reads
 
 
 def test_worker_lost_mid_wait_retries_on_the_other_worker(deployment, emulator, hook):

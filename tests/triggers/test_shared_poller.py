@@ -75,6 +75,32 @@ def test_many_waits_read_their_tasks_with_one_list_page_a_round(make_emulator: A
     assert lists + shows <= one_read_each / 3, (lists, shows, one_read_each)
 
 
+def test_waits_that_defer_at_different_moments_ask_on_one_beat(make_emulator: Any, oms_conn: str) -> None:
+    emulator, hook = make_emulator(task_start_delay=0, object_delay=0.5)
+    task_ids = running_tasks(emulator, hook, count=10, files=12)  # ~6 s of copying each
+    emulator.reset_requests()
+
+    async def deferring_one_by_one() -> list[dict[str, Any]]:
+        async def wait(trigger: MigrationTaskTrigger, defers_after: float) -> dict[str, Any]:
+            await asyncio.sleep(defers_after)
+            async for event in trigger.run():
+                return dict(event.payload)
+            raise AssertionError("no event")
+
+        # A quarter of an interval apart: farther than the gather window (a tenth), so no first ask meets another.
+        triggers = triggers_for(task_ids, oms_conn, poll_interval=1.0)
+        return await asyncio.wait_for(asyncio.gather(*(wait(t, 0.25 * n) for n, t in enumerate(triggers))), WAIT)
+
+    events = asyncio.run(deferring_one_by_one())
+
+    assert [event["status"] for event in events] == ["success"] * len(task_ids), events
+    lists = sum(map(is_list, emulator.requests))
+    shows = sum(map(is_show, emulator.requests))
+    # A first read each (alone, a show), one list a round on the beat after, and a show once a task left the list.
+    assert lists >= 3, (lists, shows)
+    assert shows <= 3 * len(task_ids), (lists, shows)
+
+
 def test_a_few_waits_read_with_shows_as_before(make_emulator: Any, oms_conn: str) -> None:
     emulator, hook = make_emulator(task_start_delay=0, object_delay=0.2)
     task_ids = running_tasks(emulator, hook, count=poller_module.MIN_SHARED_ASKS - 1, files=4)
@@ -91,10 +117,6 @@ def test_shows_when_the_running_tasks_fill_more_pages_than_there_are_waits(
     make_emulator: Any, oms_conn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(poller_module, "PAGE_SIZE", 2)  # 12 running tasks: 6 pages for 5 waits
-    # No refreshing list (on a loaded machine the waits may last the 20 rounds after which one comes), and the
-    # first round lists however few asks it gathered (a loaded machine may split the five waits' rounds).
-    monkeypatch.setattr(poller_module, "LIST_REFRESH_ROUNDS", 10**6)
-    monkeypatch.setattr(poller_module, "MIN_SHARED_ASKS", 1)
     # No refreshing list (on a loaded machine the waits may last the 20 rounds after which one comes), and the
     # first round lists however few asks it gathered (a loaded machine may split the five waits' rounds).
     monkeypatch.setattr(poller_module, "LIST_REFRESH_ROUNDS", 10**6)
