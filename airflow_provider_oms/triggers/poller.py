@@ -9,8 +9,9 @@ Each wait keeps its own loop (poll interval, stale-start grace, outage tolerance
 into a round. A round with few asks, or with fewer asks than the pages the running tasks fill, reads each task with
 one show (``GET /tasks/{id}``), as a lone wait always did. Otherwise it pages through the project's running tasks
 (``GET /tasks?status=2``, 100 a page, newest first, stopping once every asked task was seen) and reads each asked
-task that is not among them (it changed state) with one show. Waits that sleep the same interval after the same
-round ask together again, so their rounds stay merged.
+task that is not among them (it changed state) with one show. The waits of one poll interval ask on one beat
+(:meth:`SharedPoller.next_read_in`), so waits that deferred at different moments meet in one round from their
+second read on.
 
 The list call, its retries and its backoff (a 429's ``Retry-After``) serve every wait of the round at once. The
 list's status filter takes one value and lists every running task of the project, watched or not: the poller
