@@ -49,6 +49,7 @@ def test_airflow_lists_the_provider_and_its_connection_type(tmp_path):
     assert any(h.get("connection_type") == "huaweicloud_oms" for h in json.loads(hooks.stdout)), hooks.stdout
     triggers = env.run("providers", "triggers", "--output", "json")
     assert "airflow_provider_oms.triggers.oms" in triggers.stdout, triggers.stderr
+    assert "airflow_provider_oms.triggers.events" in triggers.stdout, triggers.stderr
     links = env.run("providers", "links", "--output", "json")
     assert "airflow_provider_oms.links.oms.OMSConsoleLink" in links.stdout, links.stderr
 
