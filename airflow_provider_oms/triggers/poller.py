@@ -174,7 +174,10 @@ class SharedPoller:
         pages = None if self.running_count is None else max(1, math.ceil(self.running_count / PAGE_SIZE))
         # The count of running tasks goes stale while shows are chosen: list again now and then to refresh it.
         refresh = self._rounds_without_list >= LIST_REFRESH_ROUNDS
-        if len(task_ids) >= MIN_SHARED_ASKS and (pages is None or pages < len(task_ids) or refresh):
+        # The list serves at most as many asks as there are running tasks (none, when the watched tasks still wait
+        # to start in status 1): it pays only when that is more than the pages it takes.
+        served = len(task_ids) if self.running_count is None else min(len(task_ids), self.running_count)
+        if len(task_ids) >= MIN_SHARED_ASKS and (pages is None or pages < served or refresh):
             self._rounds_without_list = 0
             found.update(await self._list_running(task_ids))
         else:
@@ -182,6 +185,9 @@ class SharedPoller:
         missing = [task_id for task_id in task_ids if task_id not in found]
         shows = await asyncio.gather(*(self._show(task_id, log) for task_id in missing), return_exceptions=True)
         found.update(zip(missing, shows, strict=True))
+        running = sum(isinstance(task, dict) and task.get("status") == TaskStatus.RUNNING for task in shows)
+        if self.running_count is not None and running > self.running_count:
+            self.running_count = None  # more tasks run than the last list said (they started): list next round
         return found
 
     async def _list_running(self, task_ids: set[str]) -> dict[str, dict[str, Any]]:

@@ -49,10 +49,8 @@ async def wait_all(triggers: list[MigrationTaskTrigger]) -> list[dict[str, Any]]
 
 def triggers_for(task_ids: list[str], conn_id: str, **kwargs: Any) -> list[MigrationTaskTrigger]:
     kwargs.setdefault("poll_interval", POLL)
-    return [
-        MigrationTaskTrigger(migration_task_id=t, oms_conn_id=conn_id, deadline=time.time() + WAIT, **kwargs)
-        for t in task_ids
-    ]
+    kwargs.setdefault("deadline", time.time() + WAIT)
+    return [MigrationTaskTrigger(migration_task_id=t, oms_conn_id=conn_id, **kwargs) for t in task_ids]
 
 
 def test_many_waits_read_their_tasks_with_one_list_page_a_round(make_emulator: Any, oms_conn: str) -> None:
@@ -99,6 +97,30 @@ def test_waits_that_defer_at_different_moments_ask_on_one_beat(make_emulator: An
     # A first read each (alone, a show), one list a round on the beat after, and a show once a task left the list.
     assert lists >= 3, (lists, shows)
     assert shows <= 3 * len(task_ids), (lists, shows)
+
+
+def test_waits_on_tasks_not_started_yet_list_once_then_show_until_one_runs(make_emulator: Any, oms_conn: str) -> None:
+    emulator, hook = make_emulator(task_start_delay=60, object_delay=0.1)
+    task_ids = [create_sample_task(emulator, hook, files=1, prefix=f"w{n}/") for n in range(6)]  # status 1
+    emulator.reset_requests()
+
+    events = asyncio.run(wait_all(triggers_for(task_ids, oms_conn, deadline=time.time() + 3)))
+
+    assert [event["status"] for event in events] == ["timeout"] * len(task_ids), events
+    # The first round's list found no running task: the list cannot serve these waits, and is not sent again.
+    assert sum(map(is_list, emulator.requests)) == 1
+    assert sum(map(is_show, emulator.requests)) >= 4 * len(task_ids)
+
+
+def test_a_show_that_finds_a_task_running_sends_the_list_again(make_emulator: Any, oms_conn: str) -> None:
+    emulator, hook = make_emulator(task_start_delay=1.5, object_delay=0.4)
+    task_ids = [create_sample_task(emulator, hook, files=8, prefix=f"r{n}/") for n in range(6)]  # start in 1.5 s
+    emulator.reset_requests()
+
+    events = asyncio.run(wait_all(triggers_for(task_ids, oms_conn)))
+
+    assert [event["status"] for event in events] == ["success"] * len(task_ids), events
+    assert sum(map(is_list, emulator.requests)) >= 3  # the first, then on the beat once the tasks ran
 
 
 def test_a_few_waits_read_with_shows_as_before(make_emulator: Any, oms_conn: str) -> None:
