@@ -7,7 +7,8 @@ tasks through one :class:`SharedPoller`.
 Each wait keeps its own loop (poll interval, stale-start grace, outage tolerance, deadline, progress lines,
 ``on_kill``): only the read changes. When a wait asks for its task, the poller gathers the asks of a short moment
 into a round. A round with few asks, or with fewer asks than the pages the running tasks fill, reads each task with
-one show (``GET /tasks/{id}``), as a lone wait always did. Otherwise it pages through the project's running tasks
+one show (``GET /tasks/{id}``), as a lone wait always did; so does a round whose tasks are not running yet
+(status 1), until a show finds one running. Otherwise it pages through the project's running tasks
 (``GET /tasks?status=2``, 100 a page, newest first, stopping once every asked task was seen) and reads each asked
 task that is not among them (it changed state) with one show. The waits of one poll interval ask on one beat
 (:meth:`SharedPoller.next_read_in`), so waits that deferred at different moments meet in one round from their
