@@ -3,8 +3,7 @@ Run many MigrationTaskTriggers on running migrations in one event loop, for a nu
 
 Started by ``shared_poll.py`` once per size and mode, in a process of its own so that its CPU and memory are the
 triggers' alone. ``--mode per-task`` reads every task with its own show, as before the shared poller (the poller's
-threshold raised above the number of waits); ``--mode shared`` is the provider as it ships. ``--transport aiohttp``
-sends the same calls through aiohttp instead of the provider's httpx client (``aiohttp_transport.py``).
+threshold raised above the number of waits); ``--mode shared`` is the provider as it ships.
 
 Handshake with the parent through files next to ``--result``: ``.warm`` once every trigger has read its task once
 (the parent then resets the emulator's counts and writes ``.go``), ``.done`` after ``--rounds`` more reads per
@@ -77,13 +76,8 @@ def main() -> int:
     parser.add_argument("--poll-interval", type=float, required=True)
     parser.add_argument("--rounds", type=int, required=True)
     parser.add_argument("--mode", choices=["per-task", "shared"], required=True)
-    parser.add_argument("--transport", choices=["httpx", "aiohttp"], default="httpx")
     args = parser.parse_args()
     ids = json.loads(args.ids.read_text())
-    if args.transport == "aiohttp":
-        import aiohttp_transport
-
-        aiohttp_transport.install()
     if args.mode == "per-task":
         poller_module.MIN_SHARED_ASKS = len(ids) + 1
     measured = asyncio.run(_measure(ids, args.conn_id, args.poll_interval, args.rounds, args.result))
