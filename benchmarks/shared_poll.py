@@ -155,11 +155,15 @@ def run(sizes: Sizes, scratch: Path) -> Section:
             why=(
                 ""
                 if cpu <= GOAL_CPU_PER_ROUND
-                else f"the waits' own log lines (a progress line per read, through Airflow's logging) cost "
+                else f"The waits' own log lines (a progress line per read, through Airflow's logging) cost "
                 f"{cpu - quiet:.3f} s of it: {quiet:.3f} s a round without them. The transport's share is in "
                 "the async transport benchmark below"
             ),
         )
+    )
+    section.notes.append(
+        "The waits of the 'Scale of waiting' section wait for their tasks to start (status 1), which the list of "
+        "running tasks does not serve: they are still read with shows."
     )
     if reference != 1000:
         section.notes.append(f"No 1,000-wait size in this run: {reference:,} waits shown, no goal judged.")
