@@ -199,7 +199,7 @@ def run(sizes: Sizes, scratch: Path) -> Section:
         )
     section.tables.append(Table(headers=["", *clients], rows=rows))
     if aiohttp is None:
-        section.notes.append("aiohttp is not installed (`pip install -e '.[test]'` installs it): httpx alone shown.")
+        section.notes.append("aiohttp is not installed (`pip install -e '.[test]'` installs it): httpx and the floor.")
     reference = 1000 if 1000 in sizes.poll_waits else max(sizes.poll_waits)
     httpx_round = cpu["httpx", str(reference)] / ROUNDS
     measured = f"httpx {httpx_round * 1000:.1f} ms"
