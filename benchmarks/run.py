@@ -36,6 +36,7 @@ SECTIONS = {
     "http-economy": "http_economy",
     "trigger-scale": "trigger_scale",
     "shared-poll": "shared_poll",
+    "async-transport": "async_transport",
     "fan-out": "fan_out",
 }
 #: No benchmark may run longer than this; a stuck one is ended and reported as failed.
@@ -232,23 +233,34 @@ def _section_markdown(section: Section, rerun: str = "") -> list[str]:
     return lines
 
 
+def _next(lines: list[str], start: int) -> int:
+    """Return the index of the next ``## `` heading after ``start`` (or the end)."""
+    return next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+
+
 def replace_sections(text: str, sections: list[Section], rerun: str) -> str:
     """
     Return ``text`` (an existing ``BENCHMARKS.md``) with only these benchmarks' parts rewritten.
 
     Each benchmark's own section (from its ``## title`` to the next ``## `` heading), its rows of the targets
-    table and its lines under "where a target is missed" are replaced; everything else is left as it was.
+    table and its lines under "where a target is missed" are replaced; everything else is left as it was. A
+    benchmark not in the report yet is added: its section last, its rows at the end of the targets table.
     ``rerun`` (when and how these were run) heads each rewritten section.
     """
     lines = text.rstrip("\n").split("\n")
     for section in sections:
         heading = f"## {section.title}"
-        if heading not in lines:
-            raise SystemExit(f"{heading!r} is not in the report: run the full benchmark instead")
-        start = lines.index(heading)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = _section_markdown(section, rerun)
         prefix = "| " + _cell(section.title) + " |"
+        if heading not in lines:  # a benchmark new to the report: its section goes last, its rows end the targets
+            targets = lines.index("## Targets")
+            last_row = max(
+                i for i in range(targets, len(lines)) if lines[i].startswith("| ") and i < _next(lines, targets)
+            )
+            lines[last_row + 1 : last_row + 1] = [prefix + " |"]
+            lines += ["", heading]
+        start = lines.index(heading)
+        end = _next(lines, start)
+        lines[start:end] = _section_markdown(section, rerun)
         rows = [i for i, line in enumerate(lines) if line.startswith(prefix)]
         if not rows:
             raise SystemExit(f"no target rows for {section.title!r} in the report: run the full benchmark instead")

@@ -3,7 +3,8 @@ Run many MigrationTaskTriggers on running migrations in one event loop, for a nu
 
 Started by ``shared_poll.py`` once per size and mode, in a process of its own so that its CPU and memory are the
 triggers' alone. ``--mode per-task`` reads every task with its own show, as before the shared poller (the poller's
-threshold raised above the number of waits); ``--mode shared`` is the provider as it ships.
+threshold raised above the number of waits); ``--mode shared`` is the provider as it ships; ``--mode "shared, no
+progress lines"`` is the same with the waits' log lines sent nowhere, to show what they cost.
 
 Handshake with the parent through files next to ``--result``: ``.warm`` once every trigger has read its task once
 (the parent then resets the emulator's counts and writes ``.go``), ``.done`` after ``--rounds`` more reads per
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -75,11 +77,15 @@ def main() -> int:
     parser.add_argument("--conn-id", required=True)
     parser.add_argument("--poll-interval", type=float, required=True)
     parser.add_argument("--rounds", type=int, required=True)
-    parser.add_argument("--mode", choices=["per-task", "shared"], required=True)
+    parser.add_argument("--mode", choices=["per-task", "shared", "shared, no progress lines"], required=True)
     args = parser.parse_args()
     ids = json.loads(args.ids.read_text())
     if args.mode == "per-task":
         poller_module.MIN_SHARED_ASKS = len(ids) + 1
+    if args.mode == "shared, no progress lines":  # what the wait's own log lines cost: they go nowhere
+        silent = logging.getLogger("oms-bench-silent")
+        silent.disabled = True
+        MigrationTaskTrigger.log = silent  # type: ignore[assignment,misc]
     measured = asyncio.run(_measure(ids, args.conn_id, args.poll_interval, args.rounds, args.result))
     args.result.write_text(json.dumps(measured))
     return 0

@@ -223,6 +223,7 @@ def versions() -> dict[str, str]:
         "huaweicloudsdkcore",
         "requests",
         "httpx",
+        "aiohttp",
         "tenacity",
     ):
         try:
