@@ -155,10 +155,10 @@ def trigger(airflow: AirflowDeployment, dag_id: str, conf: dict[str, Any]) -> st
     return str(run["dag_run_id"])
 
 
-def task_log(airflow: AirflowDeployment, dag_id: str, run_id: str, try_number: int = 1, task_id: str = TASK) -> str:
+def task_log(airflow: AirflowDeployment, dag_id: str, run_id: str, try_number: int = 1) -> str:
     """The task's log as the UI shows it (its worker part and its triggerer part), one line per event."""
     answer = airflow.get(
-        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{TASK}/logs/{try_number}",
         params={"full_content": "true"},
         headers={"Accept": "application/json"},
     )
@@ -271,35 +271,6 @@ def test_the_consumer_dag_runs_after_the_migrations_asset_event(airflow, emulato
     )["value"]
     assert figures["migration_task_id"] == oms_task, context
     no_credential_in("the asset event", json.dumps(event))
-
-
-def test_a_sensor_started_from_the_trigger_never_takes_a_worker(airflow, emulator):
-    hook = OMSHook(CONN_ID)
-    oms_task = create_sample_task(emulator, hook, files=3, prefix="from-trigger/", save_prefix="from-trigger/")
-    dag_id, sensor = "oms_test_sensor_from_trigger", "wait_for_migration"
-    wait_for_dag(airflow, dag_id, RUN_TIMEOUT)
-    run_id = trigger(airflow, dag_id, {"migration_task_id": oms_task})
-    base = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
-    states: list[str] = []
-
-    def ended() -> bool:
-        ti = airflow.find(f"{base}/taskInstances/{sensor}")
-        if ti is not None and (not states or states[-1] != ti["state"]):
-            states.append(ti["state"])
-        return airflow.get(base)["state"] in ("success", "failed")
-
-    airflow.wait_for(f"the run of {dag_id}", ended, RUN_TIMEOUT)
-    ti = airflow.get(f"{base}/taskInstances/{sensor}")
-    log = task_log(airflow, dag_id, run_id, task_id=sensor)
-    context = f"{ti}\nstates {states}\n----- task log -----\n{log[-4000:]}{airflow.tails()}"
-    assert ti["state"] == "success", context
-    # No worker ran it: a worker's run sets the host and process, and its log part says it deferred.
-    assert (ti["hostname"] or None, ti["pid"], ti["queued_when"]) == (None, None, None), context
-    assert "Pausing task as DEFERRED" not in log, context
-    # The triggerer rendered the templated id, waited, and ended the task with the sensor's result.
-    assert f"OMS task {oms_task} succeeded: 100.0%" in log, context
-    value = airflow.get(f"{base}/taskInstances/{sensor}/xcomEntries/return_value")["value"]
-    assert (value["migration_task_id"], value["status"], value["successful_num"]) == (oms_task, 5, 3), context
 
 
 def test_a_migration_outside_airflow_schedules_the_watcher_dag_once_per_outcome(airflow, emulator, watched_task):

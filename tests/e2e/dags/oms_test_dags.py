@@ -48,8 +48,6 @@ timeout_deferrable = start_dag("oms_test_timeout_deferrable", timeout=3, deferra
 sensor_poke = sensor_dag("oms_test_sensor_poke", mode="poke")
 sensor_reschedule = sensor_dag("oms_test_sensor_reschedule", mode="reschedule")
 sensor_deferrable = sensor_dag("oms_test_sensor_deferrable", deferrable=True)
-# Airflow 3.3: the scheduler hands it to the triggerer, which ends it (tests/deployment/test_real_airflow.py).
-sensor_from_trigger = sensor_dag("oms_test_sensor_from_trigger", deferrable=True, start_from_trigger=True)
 exec_timeout_sync = start_dag("oms_test_exec_timeout_sync", execution_timeout=timedelta(seconds=4))
 exec_timeout_deferrable = start_dag(
     "oms_test_exec_timeout_deferrable", execution_timeout=timedelta(seconds=4), deferrable=True
