@@ -12,15 +12,4 @@ try:  # Airflow >= 3.2 (importing it from airflow.exceptions warns on 3.3)
 except ImportError:  # Airflow 3.1: its task runner catches the one in airflow.exceptions
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
-
-def _airflow_version() -> tuple[int, int]:
-    from airflow import __version__
-
-    major, minor = __version__.split(".")[:2]
-    return int(major), int(minor)
-
-
-#: Airflow 3.3 starts a task in the triggerer (``start_from_trigger``) and renders its trigger kwargs there.
-AIRFLOW_V_3_3_PLUS = _airflow_version() >= (3, 3)
-
-__all__ = ["AIRFLOW_V_3_3_PLUS", "AirflowFailException", "conf"]
+__all__ = ["AirflowFailException", "conf"]

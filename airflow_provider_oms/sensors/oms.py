@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping, Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.triggers.base import StartTriggerArgs
 
 from airflow_provider_oms.constants import (
     DEFAULT_CONN_ID,
@@ -27,7 +25,7 @@ from airflow_provider_oms.exceptions import (
     OMSSensorTimeout,
 )
 from airflow_provider_oms.operators.base import MigrationLineageMixin, OMSHookMixin
-from airflow_provider_oms.version_compat import AIRFLOW_V_3_3_PLUS, conf
+from airflow_provider_oms.version_compat import conf
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -67,25 +65,11 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
     :param failure_statuses: statuses that fail the sensor. Default: failed (4). A task that is paused or
         succeeded, when neither is awaited, also fails it: it would not move on by itself.
     :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable``.
-    :param start_from_trigger: with ``deferrable``, on Airflow 3.3+: the scheduler hands the sensor straight to
-        the triggerer, which renders ``migration_task_id`` and ``oms_conn_id``, waits, and ends the task itself:
-        no worker slot is taken at the start or at the end. The sensor's ``timeout`` (and ``execution_timeout``)
-        is the trigger's timeout. Airflow 3.1 and 3.2 cannot start a task in the triggerer: there the sensor
-        starts on a worker and defers, as without it. OpenLineage events of a task that never ran on a worker
-        carry no ``oms_migration`` facet.
     :return: (XCom) the task's final progress and outcome, as StartMigrationTaskOperator returns it.
     """
 
     template_fields: Sequence[str] = ("migration_task_id", "oms_conn_id")
     ui_color = "#e8f1fb"
-    start_trigger_args = StartTriggerArgs(
-        trigger_cls="airflow_provider_oms.triggers.oms.MigrationTaskTrigger",
-        trigger_kwargs=None,
-        next_method="execute_complete",
-        next_kwargs=None,
-        timeout=None,
-    )
-    start_from_trigger = False
 
     def __init__(
         self,
@@ -95,7 +79,6 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
         target_statuses: Collection[int] = (TaskStatus.SUCCEEDED,),
         failure_statuses: Collection[int] = (TaskStatus.FAILED,),
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -104,34 +87,8 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
         self.target_statuses = [int(s) for s in target_statuses]
         self.failure_statuses = [int(s) for s in failure_statuses]
         self.deferrable = deferrable
-        # Airflow 3.1 and 3.2 would start it in the triggerer without rendering its templates, or not at all.
-        self.start_from_trigger = bool(start_from_trigger and deferrable and AIRFLOW_V_3_3_PLUS)
-        if self.start_from_trigger:
-            self.start_trigger_args = StartTriggerArgs(
-                trigger_cls=type(self).start_trigger_args.trigger_cls,
-                # Fixed when the DAG is parsed; the triggerer renders the template fields among them.
-                trigger_kwargs={
-                    "migration_task_id": self.migration_task_id,
-                    "oms_conn_id": self.oms_conn_id,
-                    "poll_interval": float(self.poke_interval),
-                    "target_statuses": self.target_statuses,
-                    "failure_statuses": self.failure_statuses,
-                    "cancel_on_kill": False,
-                    "end_from_trigger": True,
-                    "soft_fail": bool(self.soft_fail),
-                },
-                next_method="execute_complete",
-                next_kwargs=None,
-                timeout=self._wait_limit(),
-            )
         #: Failed reads in a row while OMS was unreachable (poke mode keeps it between pokes).
         self._outage: Outage | None = None
-
-    def _wait_limit(self) -> timedelta | None:
-        """Return the shorter of ``timeout`` and ``execution_timeout``: Airflow enforces neither while deferred."""
-        limits = [self.timeout, self.execution_timeout.total_seconds() if self.execution_timeout else None]
-        seconds = [float(limit) for limit in limits if limit is not None]
-        return timedelta(seconds=min(seconds)) if seconds else None
 
     def _judge(self, task_id: str, task: Mapping[str, Any]) -> bool:
         from airflow_provider_oms.waiting import Outcome, classify, failure_message, result
@@ -255,13 +212,15 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
             return result(task_id, task, restarts=0, elapsed_seconds=0.0)
         from airflow_provider_oms.triggers.oms import MigrationTaskTrigger
 
-        limit = self._wait_limit()
+        # Airflow does not enforce execution_timeout while the task is deferred: it is a deadline too.
+        limits = [self.timeout, self.execution_timeout.total_seconds() if self.execution_timeout else None]
+        seconds = [float(limit) for limit in limits if limit is not None]
         self.defer(
             trigger=MigrationTaskTrigger(
                 migration_task_id=task_id,
                 oms_conn_id=self.oms_conn_id,
                 poll_interval=self.poke_interval,
-                deadline=time.time() + limit.total_seconds() if limit is not None else None,
+                deadline=time.time() + min(seconds) if seconds else None,
                 target_statuses=self.target_statuses,
                 failure_statuses=self.failure_statuses,
                 cancel_on_kill=False,  # a sensor never changes what it watches

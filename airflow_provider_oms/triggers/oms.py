@@ -14,13 +14,13 @@ import dataclasses
 import ssl
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 import httpx
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
-from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_oms.client import (
     MAX_RESPONSE_BYTES,
@@ -31,20 +31,17 @@ from airflow_provider_oms.client import (
     transport_error,
 )
 from airflow_provider_oms.connections import OMSConnectionConfig, config_from_connection
-from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus, status_name
+from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus
 from airflow_provider_oms.exceptions import AirflowException, OMSApiError
 from airflow_provider_oms.iam import get_token
 from airflow_provider_oms.proxies import proxy_for
 from airflow_provider_oms.triggers.poller import SharedPoller, shared_poller
-from airflow_provider_oms.validation import check_path_value
 from airflow_provider_oms.version_compat import conf
 from airflow_provider_oms.waiting import (
     Outage,
     Outcome,
     classify,
-    failure_message,
     progress_line,
-    result,
     shows_start,
     stale_start_message,
     summarize,
@@ -190,10 +187,6 @@ class MigrationTaskTrigger(BaseTrigger):
     :param stale_fingerprint: :func:`~airflow_provider_oms.waiting.fingerprint` of the task read before the
         operator's own start; until ``grace_until``, a read still equal to it is not taken as the outcome.
     :param grace_until: the end (UNIX time) of that grace window.
-    :param end_from_trigger: end the Airflow task here (``TaskSuccessEvent`` with the sensor's XCom, or
-        ``TaskFailedEvent``) instead of resuming it on a worker: the sensor started in the triggerer.
-    :param soft_fail: with ``end_from_trigger``, skip the task (``TaskSkippedEvent``) when the OMS task ends in a
-        status that is not awaited; an error reaching OMS still fails it.
     """
 
     def __init__(
@@ -211,8 +204,6 @@ class MigrationTaskTrigger(BaseTrigger):
         cancel_on_kill: bool = True,
         stale_fingerprint: Sequence[Any] | None = None,
         grace_until: float | None = None,
-        end_from_trigger: bool = False,
-        soft_fail: bool = False,
     ) -> None:
         super().__init__()
         self.migration_task_id = str(migration_task_id)
@@ -229,8 +220,6 @@ class MigrationTaskTrigger(BaseTrigger):
         self.cancel_on_kill = bool(cancel_on_kill)
         self.stale_fingerprint = None if stale_fingerprint is None else list(stale_fingerprint)
         self.grace_until = grace_until
-        self.end_from_trigger = bool(end_from_trigger)
-        self.soft_fail = bool(soft_fail)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(migration_task_id={self.migration_task_id!r}, oms_conn_id={self.oms_conn_id!r})"
@@ -252,8 +241,6 @@ class MigrationTaskTrigger(BaseTrigger):
                 "cancel_on_kill": self.cancel_on_kill,
                 "stale_fingerprint": self.stale_fingerprint,
                 "grace_until": self.grace_until,
-                "end_from_trigger": self.end_from_trigger,
-                "soft_fail": self.soft_fail,
             },
         )
 
@@ -275,49 +262,17 @@ class MigrationTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll the task; yield one event and return."""
-        event = None
         try:
-            # Started in the triggerer, the id was rendered here and nothing checked it before.
-            self.migration_task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
             builder, config = await self._connect()
             poller = shared_poller(builder, config)
             with poller.watching():
-                events = self._poll(poller, config)
-                try:
-                    event = await anext(events)
-                finally:
-                    await events.aclose()
+                async for event in self._poll(poller, config):
+                    yield event
+                    return
         except AirflowException as err:  # OMS errors, and a connection that does not exist
-            event = self._event("error", message=str(err))
-        if event is not None:
-            yield self._end_task(event) if self.end_from_trigger else event
+            yield self._event("error", message=str(err))
 
-    def _end_task(self, event: TriggerEvent) -> TriggerEvent:
-        """Turn the outcome into the end of the Airflow task, as the sensor's ``execute_complete`` would."""
-        status, task = event.payload["status"], event.payload.get("task") or {}
-        if status == "success":
-            self.log.info("OMS migration task %s is %s", self.migration_task_id, status_name(task.get("status")))
-            summary = result(self.migration_task_id, task, restarts=0, elapsed_seconds=0.0)
-            return TaskSuccessEvent(xcoms={"return_value": summary})
-        if status == "failed":
-            message = failure_message(self.migration_task_id, task)
-        elif status == "timeout":
-            message = f"OMS migration task {self.migration_task_id} did not reach the awaited status in time"
-        elif status == "error":
-            message = f"Waiting for OMS migration task {self.migration_task_id} failed: {event.payload['message']}"
-        else:  # stuck or unknown
-            awaited = ", ".join(status_name(s) for s in self.target_statuses)
-            message = event.payload["message"] or (
-                f"OMS migration task {self.migration_task_id} is {status_name(task.get('status'))} and will not "
-                f"become {awaited} by itself"
-            )
-        if self.soft_fail and status != "error":
-            self.log.warning("Skipping because soft_fail is set: %s", message)
-            return TaskSkippedEvent()
-        self.log.error(message)
-        return TaskFailedEvent()
-
-    async def _poll(self, poller: SharedPoller, config: OMSConnectionConfig) -> AsyncGenerator[TriggerEvent, None]:
+    async def _poll(self, poller: SharedPoller, config: OMSConnectionConfig) -> AsyncIterator[TriggerEvent]:
         """Read the task every poll interval (through the loop's shared poller) until there is an outcome."""
         before = self.stale_fingerprint
         outage = Outage(config.outage_tolerance)
