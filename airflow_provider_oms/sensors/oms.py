@@ -15,7 +15,6 @@ from airflow_provider_oms.constants import (
     GROUP_PAUSED,
     GROUP_STATUS_NAMES,
     TaskStatus,
-    status_name,
 )
 from airflow_provider_oms.exceptions import (
     AirflowSkipException,
@@ -91,7 +90,7 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
         self._outage: Outage | None = None
 
     def _judge(self, task_id: str, task: Mapping[str, Any]) -> bool:
-        from airflow_provider_oms.waiting import Outcome, classify, failure_message, result
+        from airflow_provider_oms.waiting import Outcome, classify, failure_message, not_awaited_message, result
 
         outcome = classify(task, self.target_statuses, self.failure_statuses)
         if outcome is Outcome.SUCCESS:
@@ -101,15 +100,8 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
         summary = result(task_id, task, restarts=0, elapsed_seconds=0.0)
         if outcome is Outcome.FAILED:
             raise _outcome_failed(self, OMSMigrationError(failure_message(task_id, task), task=summary))
-        awaited = ", ".join(status_name(s) for s in self.target_statuses)
-        raise _outcome_failed(
-            self,
-            OMSMigrationError(
-                f"OMS migration task {task_id} is {status_name(task.get('status'))} and will not become {awaited} "
-                "by itself",
-                task=summary,
-            ),
-        )
+        message = not_awaited_message(task_id, task, self.target_statuses)
+        raise _outcome_failed(self, OMSMigrationError(message, task=summary))
 
     def poke(self, context: Context) -> PokeReturnValue:
         """
