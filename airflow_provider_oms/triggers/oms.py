@@ -272,7 +272,13 @@ class MigrationTaskTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll the task; yield one event (with ``end_from_trigger``, the one that ends the Airflow task) and return."""
         async for event in self._outcome():
-            yield self._end_task(event.payload) if self.end_from_trigger else event
+            if not self.end_from_trigger:
+                yield event
+                return
+            end = self._end_task(event.payload)
+            if isinstance(end, TaskSuccessEvent):
+                end = await self._push_result(end)
+            yield end
             return
 
     async def _outcome(self) -> AsyncIterator[TriggerEvent]:
@@ -313,6 +319,24 @@ class MigrationTaskTrigger(BaseTrigger):
             return TaskSkippedEvent()
         self.log.error(message)
         return TaskFailedEvent()
+
+    async def _push_result(self, success: TaskSuccessEvent) -> TaskSuccessEvent:
+        """
+        Push the sensor's XCom through the Task SDK when the triggerer gave this trigger a task context (3.3).
+
+        Airflow 3.3.2 stores a ``TaskSuccessEvent``'s ``xcoms`` JSON-encoded twice, so a downstream task would
+        pull a string; pushed through the task instance, the XCom is stored as the worker path stores it.
+        """
+        ti = self.task_instance
+        if ti is None or not success.xcoms or not hasattr(ti, "xcom_push"):  # no task context: leave it to Airflow
+            return success
+        # Not ti.xcom_push: it reads an attribute the triggerer's (deserialized) task does not have.
+        from airflow.sdk.execution_time.xcom import XCom
+
+        where = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
+        for key, value in success.xcoms.items():
+            await XCom.aset(key=key, value=value, **where)
+        return TaskSuccessEvent()
 
     async def _poll(self, poller: SharedPoller, config: OMSConnectionConfig) -> AsyncIterator[TriggerEvent]:
         """Read the task every poll interval (through the loop's shared poller) until there is an outcome."""
