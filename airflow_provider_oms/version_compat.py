@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from airflow import __version__ as _airflow_version
+from packaging.version import Version
+
+#: Airflow 3.3 starts a task in the triggerer (``start_from_trigger``) and renders its trigger kwargs; 3.1 and 3.2
+#: ignore ``start_from_trigger``.
+AIRFLOW_V_3_3_PLUS = Version(Version(_airflow_version).base_version) >= Version("3.3.0")
+
 try:  # Airflow >= 3.2
     from airflow.sdk import conf
 except ImportError:  # Airflow 3.1
@@ -12,4 +19,4 @@ try:  # Airflow >= 3.2 (importing it from airflow.exceptions warns on 3.3)
 except ImportError:  # Airflow 3.1: its task runner catches the one in airflow.exceptions
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
-__all__ = ["AirflowFailException", "conf"]
+__all__ = ["AIRFLOW_V_3_3_PLUS", "AirflowFailException", "conf"]

@@ -241,6 +241,15 @@ def failure_message(migration_task_id: str, task: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def not_awaited_message(migration_task_id: str, task: Mapping[str, Any], target_statuses: Collection[int]) -> str:
+    """Describe a task that stopped in a status that is not awaited (paused, or succeeded when not awaited)."""
+    awaited = ", ".join(status_name(s) for s in target_statuses)
+    return (
+        f"OMS migration task {migration_task_id} is {status_name(task.get('status'))} and will not become {awaited} "
+        "by itself"
+    )
+
+
 #: The kinds of attempt (one run of a task in OMS): the whole task, or only the objects the run before failed.
 WHOLE_TASK = "whole_task"
 FAILED_OBJECTS = "failed_objects"

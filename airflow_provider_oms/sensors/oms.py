@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Collection, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -15,7 +17,6 @@ from airflow_provider_oms.constants import (
     GROUP_PAUSED,
     GROUP_STATUS_NAMES,
     TaskStatus,
-    status_name,
 )
 from airflow_provider_oms.exceptions import (
     AirflowSkipException,
@@ -25,7 +26,7 @@ from airflow_provider_oms.exceptions import (
     OMSSensorTimeout,
 )
 from airflow_provider_oms.operators.base import MigrationLineageMixin, OMSHookMixin
-from airflow_provider_oms.version_compat import conf
+from airflow_provider_oms.version_compat import AIRFLOW_V_3_3_PLUS, conf
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -65,6 +66,12 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
     :param failure_statuses: statuses that fail the sensor. Default: failed (4). A task that is paused or
         succeeded, when neither is awaited, also fails it: it would not move on by itself.
     :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable``.
+    :param start_from_trigger: with ``deferrable``, start in the triggerer and end there too, so no worker slot
+        is taken at all (Airflow 3.3+; the task's log is the trigger's). The trigger's kwargs are fixed when the
+        DAG is parsed: ``migration_task_id`` and ``oms_conn_id`` are rendered in the triggerer, the sensor's
+        ``timeout`` (and ``execution_timeout``) bound the wait, and success pushes the same XCom. If the trigger's
+        time runs out, a worker runs briefly to fail (or, with ``soft_fail``, skip) the task. Airflow 3.1 and 3.2
+        ignore it: the sensor defers from a worker as without it (a warning says so when the id is templated).
     :return: (XCom) the task's final progress and outcome, as StartMigrationTaskOperator returns it.
     """
 
@@ -79,6 +86,7 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
         target_statuses: Collection[int] = (TaskStatus.SUCCEEDED,),
         failure_statuses: Collection[int] = (TaskStatus.FAILED,),
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -89,9 +97,56 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
         self.deferrable = deferrable
         #: Failed reads in a row while OMS was unreachable (poke mode keeps it between pokes).
         self._outage: Outage | None = None
+        if start_from_trigger:
+            self._start_from_trigger()
+
+    def _start_from_trigger(self) -> None:
+        """Set ``start_trigger_args`` on Airflow 3.3+, where the scheduler starts the task in the triggerer."""
+        if not self.deferrable:
+            raise ValueError(f"{self.task_id}: start_from_trigger=True waits in the triggerer; set deferrable=True")
+        if not isinstance(self.migration_task_id, (str, int)):
+            raise ValueError(
+                f"{self.task_id}: start_from_trigger=True needs migration_task_id as an id or a Jinja template, "
+                f"got {type(self.migration_task_id).__name__}"
+            )
+        if not AIRFLOW_V_3_3_PLUS:
+            templated = [
+                name
+                for name in self.template_fields
+                if any(mark in str(getattr(self, name)) for mark in ("{{", "{%", "{#"))
+            ]
+            if templated:
+                warnings.warn(
+                    f"start_from_trigger=True with a templated {' and '.join(templated)} requires Airflow >= 3.3. "
+                    "Disabling start_from_trigger, the task will defer from the worker instead.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            return  # Airflow 3.1 and 3.2 ignore start_from_trigger: the task defers from a worker
+        from airflow.triggers.base import StartTriggerArgs
+
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls="airflow_provider_oms.triggers.oms.MigrationTaskTrigger",
+            # Ids and numbers only. Airflow 3.3 renders the template fields that are also trigger kwargs.
+            trigger_kwargs={
+                "migration_task_id": self.migration_task_id,
+                "oms_conn_id": self.oms_conn_id,
+                "poll_interval": float(self.poke_interval),
+                "target_statuses": self.target_statuses,
+                "failure_statuses": self.failure_statuses,
+                "cancel_on_kill": False,  # a sensor never changes what it watches
+                "end_from_trigger": True,
+                "soft_fail": self.soft_fail,
+            },
+            next_method="execute_complete",
+            next_kwargs=None,
+            # Counted from when the scheduler defers the task; Airflow also applies execution_timeout.
+            timeout=timedelta(seconds=float(self.timeout)),
+        )
 
     def _judge(self, task_id: str, task: Mapping[str, Any]) -> bool:
-        from airflow_provider_oms.waiting import Outcome, classify, failure_message, result
+        from airflow_provider_oms.waiting import Outcome, classify, failure_message, not_awaited_message, result
 
         outcome = classify(task, self.target_statuses, self.failure_statuses)
         if outcome is Outcome.SUCCESS:
@@ -101,15 +156,8 @@ class MigrationTaskSensor(MigrationLineageMixin, BaseSensorOperator):
         summary = result(task_id, task, restarts=0, elapsed_seconds=0.0)
         if outcome is Outcome.FAILED:
             raise _outcome_failed(self, OMSMigrationError(failure_message(task_id, task), task=summary))
-        awaited = ", ".join(status_name(s) for s in self.target_statuses)
-        raise _outcome_failed(
-            self,
-            OMSMigrationError(
-                f"OMS migration task {task_id} is {status_name(task.get('status'))} and will not become {awaited} "
-                "by itself",
-                task=summary,
-            ),
-        )
+        message = not_awaited_message(task_id, task, self.target_statuses)
+        raise _outcome_failed(self, OMSMigrationError(message, task=summary))
 
     def poke(self, context: Context) -> PokeReturnValue:
         """

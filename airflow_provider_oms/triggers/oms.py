@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_oms.client import (
     MAX_RESPONSE_BYTES,
@@ -31,17 +31,21 @@ from airflow_provider_oms.client import (
     transport_error,
 )
 from airflow_provider_oms.connections import OMSConnectionConfig, config_from_connection
-from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus
+from airflow_provider_oms.constants import ERROR_TASK_NOT_IN_PROGRESS, TaskStatus, status_name
 from airflow_provider_oms.exceptions import AirflowException, OMSApiError
 from airflow_provider_oms.iam import get_token
 from airflow_provider_oms.proxies import proxy_for
 from airflow_provider_oms.triggers.poller import SharedPoller, shared_poller
+from airflow_provider_oms.validation import check_path_value
 from airflow_provider_oms.version_compat import conf
 from airflow_provider_oms.waiting import (
     Outage,
     Outcome,
     classify,
+    failure_message,
+    not_awaited_message,
     progress_line,
+    result,
     shows_start,
     stale_start_message,
     summarize,
@@ -187,6 +191,10 @@ class MigrationTaskTrigger(BaseTrigger):
     :param stale_fingerprint: :func:`~airflow_provider_oms.waiting.fingerprint` of the task read before the
         operator's own start; until ``grace_until``, a read still equal to it is not taken as the outcome.
     :param grace_until: the end (UNIX time) of that grace window.
+    :param end_from_trigger: end the Airflow task here instead of resuming it on a worker (a sensor started in the
+        triggerer): ``TaskSuccessEvent`` with the sensor's XCom, ``TaskFailedEvent``, or ``TaskSkippedEvent``.
+    :param soft_fail: with ``end_from_trigger``, skip rather than fail the task when the OMS task ends in a status
+        that is not awaited or the deadline passes; an error reaching OMS still fails it.
     """
 
     def __init__(
@@ -204,6 +212,8 @@ class MigrationTaskTrigger(BaseTrigger):
         cancel_on_kill: bool = True,
         stale_fingerprint: Sequence[Any] | None = None,
         grace_until: float | None = None,
+        end_from_trigger: bool = False,
+        soft_fail: bool = False,
     ) -> None:
         super().__init__()
         self.migration_task_id = str(migration_task_id)
@@ -220,6 +230,8 @@ class MigrationTaskTrigger(BaseTrigger):
         self.cancel_on_kill = bool(cancel_on_kill)
         self.stale_fingerprint = None if stale_fingerprint is None else list(stale_fingerprint)
         self.grace_until = grace_until
+        self.end_from_trigger = bool(end_from_trigger)
+        self.soft_fail = bool(soft_fail)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(migration_task_id={self.migration_task_id!r}, oms_conn_id={self.oms_conn_id!r})"
@@ -241,6 +253,8 @@ class MigrationTaskTrigger(BaseTrigger):
                 "cancel_on_kill": self.cancel_on_kill,
                 "stale_fingerprint": self.stale_fingerprint,
                 "grace_until": self.grace_until,
+                "end_from_trigger": self.end_from_trigger,
+                "soft_fail": self.soft_fail,
             },
         )
 
@@ -261,8 +275,21 @@ class MigrationTaskTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll the task; yield one event and return."""
+        """Poll the task; yield one event (with ``end_from_trigger``, the one that ends the Airflow task) and return."""
+        async for event in self._outcome():
+            if not self.end_from_trigger:
+                yield event
+                return
+            end = self._end_task(event.payload)
+            if isinstance(end, TaskSuccessEvent):
+                end = await self._push_result(end)
+            yield end
+            return
+
+    async def _outcome(self) -> AsyncIterator[TriggerEvent]:
         try:
+            # A task started in the triggerer was never checked by a worker, and Airflow 3.3 rendered the id here.
+            self.migration_task_id = check_path_value("migration_task_id", self.migration_task_id, "task_id")
             builder, config = await self._connect()
             poller = shared_poller(builder, config)
             with poller.watching():
@@ -271,6 +298,50 @@ class MigrationTaskTrigger(BaseTrigger):
                     return
         except AirflowException as err:  # OMS errors, and a connection that does not exist
             yield self._event("error", message=str(err))
+
+    def _end_task(self, event: Mapping[str, Any]) -> TriggerEvent:
+        """
+        Turn the wait's event into the one that ends the Airflow task, logging why it ends so (the task log shows it).
+
+        Success carries the same XCom as the sensor's ``execute_complete``.
+        """
+        task_id, status, task = self.migration_task_id, event["status"], event.get("task") or {}
+        if status == Outcome.SUCCESS.value:
+            self.log.info("OMS migration task %s is %s: the sensor succeeds", task_id, status_name(task.get("status")))
+            summary = result(task_id, task, restarts=0, elapsed_seconds=0.0)
+            return TaskSuccessEvent(xcoms={"return_value": summary})
+        if status == "error":  # OMS could not be asked: never hidden as a skip, as in poke mode
+            self.log.error("Waiting for OMS migration task %s failed: %s", task_id, event.get("message"))
+            return TaskFailedEvent()
+        if status == Outcome.FAILED.value:
+            message = failure_message(task_id, task)
+        elif status == "timeout":
+            message = f"OMS migration task {task_id} did not reach the awaited status within the sensor's timeout"
+        else:
+            message = event.get("message") or not_awaited_message(task_id, task, self.target_statuses)
+        if self.soft_fail:
+            self.log.warning("Skipping because soft_fail is set: %s", message)
+            return TaskSkippedEvent()
+        self.log.error(message)
+        return TaskFailedEvent()
+
+    async def _push_result(self, success: TaskSuccessEvent) -> TaskSuccessEvent:
+        """
+        Push the sensor's XCom through the Task SDK when the triggerer gave this trigger a task context (3.3).
+
+        Airflow 3.3.2 stores a ``TaskSuccessEvent``'s ``xcoms`` JSON-encoded twice, so a downstream task would
+        pull a string; pushed through the task instance, the XCom is stored as the worker path stores it.
+        """
+        ti = self.task_instance
+        if ti is None or not success.xcoms or not hasattr(ti, "xcom_push"):  # no task context: leave it to Airflow
+            return success
+        # Not ti.xcom_push: it reads an attribute the triggerer's (deserialized) task does not have.
+        from airflow.sdk.execution_time.xcom import XCom
+
+        where = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
+        for key, value in success.xcoms.items():
+            await XCom.aset(key=key, value=value, **where)
+        return TaskSuccessEvent()
 
     async def _poll(self, poller: SharedPoller, config: OMSConnectionConfig) -> AsyncIterator[TriggerEvent]:
         """Read the task every poll interval (through the loop's shared poller) until there is an outcome."""

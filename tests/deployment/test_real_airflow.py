@@ -35,6 +35,7 @@ DAG_FILES = (
     REPO / "tests" / "e2e" / "dags" / "oms_test_dags.py",
     REPO / "tests" / "deployment" / "dags" / "oms_asset_dags.py",
     REPO / "dags" / "example_oms_migration_watcher.py",
+    REPO / "tests" / "deployment" / "dags" / "oms_sensor_dags.py",
 )
 CONN_ID = "huaweicloud_oms_default"
 TASK = "start_migration"
@@ -155,10 +156,10 @@ def trigger(airflow: AirflowDeployment, dag_id: str, conf: dict[str, Any]) -> st
     return str(run["dag_run_id"])
 
 
-def task_log(airflow: AirflowDeployment, dag_id: str, run_id: str, try_number: int = 1) -> str:
+def task_log(airflow: AirflowDeployment, dag_id: str, run_id: str, try_number: int = 1, task: str = TASK) -> str:
     """The task's log as the UI shows it (its worker part and its triggerer part), one line per event."""
     answer = airflow.get(
-        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{TASK}/logs/{try_number}",
+        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}/logs/{try_number}",
         params={"full_content": "true"},
         headers={"Accept": "application/json"},
     )
@@ -271,6 +272,43 @@ def test_the_consumer_dag_runs_after_the_migrations_asset_event(airflow, emulato
     )["value"]
     assert figures["migration_task_id"] == oms_task, context
     no_credential_in("the asset event", json.dumps(event))
+
+
+def test_a_sensor_started_in_the_triggerer_runs_on_no_worker(airflow, emulator):
+    dag_id, sensor = "oms_test_sensor_from_trigger", "wait_for_migration"
+    oms_task = create_sample_task(emulator, OMSHook(CONN_ID), files=3, prefix=f"{dag_id}/", save_prefix=f"{dag_id}/")
+    deadline = time.monotonic() + RUN_TIMEOUT
+    wait_for_dag(airflow, dag_id, deadline - time.monotonic())
+    run_id = trigger(airflow, dag_id, {"migration_task_id": oms_task})
+    base = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
+    states: list[str | None] = []
+    while (run := airflow.get(base))["state"] not in ("success", "failed"):
+        ti = airflow.find(f"{base}/taskInstances/{sensor}")
+        if ti is not None and (not states or states[-1] != ti["state"]):
+            states.append(ti["state"])
+        if time.monotonic() > deadline:
+            raise DeploymentError(f"DAG run not done after {RUN_TIMEOUT} s: {run} {states}{airflow.tails()}")
+        airflow.check_running()
+        time.sleep(0.5)
+
+    ti = airflow.get(f"{base}/taskInstances/{sensor}")
+    log = task_log(airflow, dag_id, run_id, task=sensor)
+    context = f"{run}\n{ti}\nstates {states}\n----- task log -----\n{log[-6000:]}{airflow.tails()}"
+    assert run["state"] == "success" and ti["state"] == "success", context
+    # No worker ran it: the scheduler deferred it straight away, no executor queued it, no process took it.
+    assert "queued" not in states and "running" not in states, context
+    assert "deferred" in states, context
+    assert (ti["queued_when"], ti["pid"], ti["hostname"] or None) == (None, None, None), context
+    assert "Pausing task as DEFERRED" not in log, context  # the worker's line when it defers
+    # The triggerer rendered the templated id, and the trigger ended the task with the sensor's XCom.
+    assert f"OMS migration task {oms_task} is succeeded: the sensor succeeds" in log, context
+    # A downstream task pulls it as the worker path pushes it: a dict (not the JSON string of a TaskSuccessEvent's
+    # xcoms, which Airflow 3.3.2 stores encoded twice).
+    pulled = airflow.get(f"{base}/taskInstances/read_figures/xcomEntries/return_value")["value"]
+    assert pulled["type"] == "dict", f"{pulled}\n{context}"
+    xcom = pulled["figures"]
+    assert (xcom["migration_task_id"], xcom["status"], xcom["successful_num"]) == (oms_task, 5, 3), context
+    no_credential_in(f"the task log of {dag_id} {run_id}", log)
 
 
 def test_a_migration_outside_airflow_schedules_the_watcher_dag_once_per_outcome(airflow, emulator, watched_task):
