@@ -348,7 +348,7 @@ class MigrationTaskTrigger(BaseTrigger):
         before = self.stale_fingerprint
         outage = Outage(config.outage_tolerance)
         while True:
-            read_began, asked_at = time.time(), time.monotonic()
+            read_began = time.time()
             try:
                 task = await poller.read(self.migration_task_id, poll_interval=self.poll_interval, wait_log=self.log)
             except OMSApiError as err:
@@ -365,7 +365,7 @@ class MigrationTaskTrigger(BaseTrigger):
                 if recovered:
                     self.log.info(recovered)
             if not task:  # OMS could not be asked: only the deadline can end the wait now
-                if await self._sleep_until_next_read(poller, asked_at):
+                if await self._sleep_until_next_read():
                     yield self._event("timeout", task=None)
                     return
                 continue
@@ -381,13 +381,13 @@ class MigrationTaskTrigger(BaseTrigger):
                 message = "" if shown else stale_start_message(self.migration_task_id, task, self.started_at)
                 yield self._event(outcome.value, task=summarize(task), message=message)
                 return
-            if await self._sleep_until_next_read(poller, asked_at):
+            if await self._sleep_until_next_read():
                 yield self._event("timeout", task=summarize(task))
                 return
 
-    async def _sleep_until_next_read(self, poller: SharedPoller, asked_at: float) -> bool:
-        """Sleep until the next ask on the poller's beat, or until the deadline; say whether the deadline passed."""
-        wait = poller.next_read_in(self.poll_interval, asked_at)
+    async def _sleep_until_next_read(self) -> bool:
+        """Sleep one poll interval, or until the deadline; return whether the deadline has passed."""
+        wait = self.poll_interval
         if self.deadline is not None:
             remaining = self.deadline - time.time()
             if remaining <= 0:

@@ -10,9 +10,9 @@ into a round. A round with few asks, or with fewer asks than the pages the runni
 one show (``GET /tasks/{id}``), as a lone wait always did; so does a round whose tasks are not running yet
 (status 1), until a show finds one running. Otherwise it pages through the project's running tasks
 (``GET /tasks?status=2``, 100 a page, newest first, stopping once every asked task was seen) and reads each asked
-task that is not among them (it changed state) with one show. The waits of one poll interval ask on one beat
-(:meth:`SharedPoller.next_read_in`), so waits that deferred at different moments meet in one round from their
-second read on.
+task that is not among them (it changed state) with one show. Waits that sleep the same interval after the same
+round ask together again, so their rounds stay merged; waits that deferred further apart than the gather window
+keep separate rounds.
 
 The list call, its retries and its backoff (a 429's ``Retry-After``) serve every wait of the round at once. The
 list's status filter takes one value and lists every running task of the project, watched or not: the poller
@@ -27,7 +27,6 @@ import hmac
 import logging
 import math
 import secrets
-import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,8 +101,6 @@ class SharedPoller:
         self.running_count: int | None = None
         #: How many waits are watching a task through this poller.
         self.watched = 0
-        #: Poll interval -> the time (monotonic clock) its waits' asks are counted from.
-        self._beats: dict[float, float] = {}
 
     @contextmanager
     def watching(self, tasks: int = 1) -> Iterator[None]:
@@ -113,21 +110,6 @@ class SharedPoller:
             yield
         finally:
             self.watched -= tasks
-
-    def next_read_in(self, poll_interval: float, asked_at: float) -> float:
-        """
-        Return the seconds a wait that asked at ``asked_at`` (monotonic clock) sleeps before it asks again.
-
-        The waits of one poll interval ask on one beat, an interval apart, counted from the first ask, so that
-        their asks meet in one round whatever moment they deferred at: the next ask is the first beat at least an
-        interval (less the gather window) after the last one. A wait off the beat (one that just deferred) waits
-        less than two intervals once, and is on the beat from then on. A read that took longer than an interval
-        (retries in an outage) is followed by an ask on the next beat.
-        """
-        now = time.monotonic()
-        beat = self._beats.setdefault(poll_interval, asked_at)
-        earliest = max(asked_at + poll_interval - min(GATHER_SECONDS, poll_interval / 10), now)
-        return beat + math.ceil((earliest - beat) / poll_interval) * poll_interval - now
 
     async def read(self, migration_task_id: str, *, poll_interval: float, wait_log: Any) -> dict[str, Any]:
         """

@@ -73,32 +73,6 @@ def test_many_waits_read_their_tasks_with_one_list_page_a_round(make_emulator: A
     assert lists + shows <= one_read_each / 3, (lists, shows, one_read_each)
 
 
-def test_waits_that_defer_at_different_moments_ask_on_one_beat(make_emulator: Any, oms_conn: str) -> None:
-    emulator, hook = make_emulator(task_start_delay=0, object_delay=0.5)
-    task_ids = running_tasks(emulator, hook, count=10, files=12)  # ~6 s of copying each
-    emulator.reset_requests()
-
-    async def deferring_one_by_one() -> list[dict[str, Any]]:
-        async def wait(trigger: MigrationTaskTrigger, defers_after: float) -> dict[str, Any]:
-            await asyncio.sleep(defers_after)
-            async for event in trigger.run():
-                return dict(event.payload)
-            raise AssertionError("no event")
-
-        # A quarter of an interval apart: farther than the gather window (a tenth), so no first ask meets another.
-        triggers = triggers_for(task_ids, oms_conn, poll_interval=1.0)
-        return await asyncio.wait_for(asyncio.gather(*(wait(t, 0.25 * n) for n, t in enumerate(triggers))), WAIT)
-
-    events = asyncio.run(deferring_one_by_one())
-
-    assert [event["status"] for event in events] == ["success"] * len(task_ids), events
-    lists = sum(map(is_list, emulator.requests))
-    shows = sum(map(is_show, emulator.requests))
-    # A first read each (alone, a show), one list a round on the beat after, and a show once a task left the list.
-    assert lists >= 3, (lists, shows)
-    assert shows <= 3 * len(task_ids), (lists, shows)
-
-
 def test_waits_on_tasks_not_started_yet_list_once_then_show_until_one_runs(make_emulator: Any, oms_conn: str) -> None:
     emulator, hook = make_emulator(task_start_delay=60, object_delay=0.1)
     task_ids = [create_sample_task(emulator, hook, files=1, prefix=f"w{n}/") for n in range(6)]  # status 1
