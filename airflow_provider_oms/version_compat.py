@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from airflow import __version__ as _airflow_version
-from packaging.version import Version
 
 #: Airflow 3.3 starts a task in the triggerer (``start_from_trigger``) and renders its trigger kwargs; 3.1 and 3.2
-#: ignore ``start_from_trigger``.
-AIRFLOW_V_3_3_PLUS = Version(Version(_airflow_version).base_version) >= Version("3.3.0")
+#: ignore ``start_from_trigger``. (Major and minor only: ``packaging`` is not a declared dependency.)
+AIRFLOW_V_3_3_PLUS = tuple(int(part) for part in _airflow_version.split(".")[:2]) >= (3, 3)
 
 try:  # Airflow >= 3.2
     from airflow.sdk import conf

@@ -81,7 +81,8 @@ def airflow(tmp_path_factory, emulator, watched_task) -> Iterator[AirflowDeploym
         "OMS_WATCHED_TASK_IDS": watched_task,
         "OMS_WATCH_POLL_SECONDS": str(WATCH_POLL),
         # A killed triggerer's watcher moves to the new one after this many seconds without a heartbeat.
-        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "6",
+        "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
     }
     home = tmp_path_factory.mktemp("airflow-home")
     with running_deployment(home, DAG_FILES, connections, config=watcher) as deployment:
@@ -341,12 +342,12 @@ def test_a_migration_outside_airflow_schedules_the_watcher_dag_once_per_outcome(
     airflow.crash_and_restart("triggerer")
     again = f"Watching OMS tasks {watched_task} for outcomes failed, succeeded every {WATCH_POLL} s (1 already known)"
     airflow.wait_for("the watcher to run again, knowing the failure", lambda: again in airflow.output("triggerer"), 90)
-    time.sleep(3 * WATCH_POLL)
+    time.sleep(2 * WATCH_POLL)
     # Restarted for its failed objects, the task succeeds: a second outcome, a second run.
     hook.start_task(watched_task, hook.build_start_task_body(migrate_failed_object=True))
     emulator.wait_for_status(watched_task, {TaskStatus.SUCCEEDED}, timeout=60)
     done, events = airflow.wait_for("the run for the success", lambda: run_and_outcomes(2), RUN_TIMEOUT)
-    time.sleep(3 * WATCH_POLL)  # the success stays: nothing more fires
+    time.sleep(2 * WATCH_POLL)  # the success stays: nothing more fires
 
     context = f"runs {runs()}\nevents {outcomes()}{airflow.tails()}"
     assert [(e["migration_task_id"], e["status_name"]) for e in outcomes()] == [
