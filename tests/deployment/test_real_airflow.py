@@ -83,6 +83,8 @@ def airflow(tmp_path_factory, emulator, watched_task) -> Iterator[AirflowDeploym
         # A killed triggerer's watcher moves to the new one after this many seconds without a heartbeat.
         "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "6",
         "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+        # A start_from_trigger sensor's timeout is seen within 2 s (15 s by default).
+        "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
     }
     home = tmp_path_factory.mktemp("airflow-home")
     with running_deployment(home, DAG_FILES, connections, config=watcher) as deployment:
@@ -309,6 +311,52 @@ def test_a_sensor_started_in_the_triggerer_runs_on_no_worker(airflow, emulator):
     assert pulled["type"] == "dict", f"{pulled}\n{context}"
     xcom = pulled["figures"]
     assert (xcom["migration_task_id"], xcom["status"], xcom["successful_num"]) == (oms_task, 5, 3), context
+    no_credential_in(f"the task log of {dag_id} {run_id}", log)
+
+
+def test_mapped_sensors_defer_from_workers_and_a_trigger_out_of_time_fails_the_sensor(airflow, emulator):
+    dag_id = "oms_test_sensor_from_trigger_edges"
+    hook = OMSHook(CONN_ID)
+    short = [
+        create_sample_task(emulator, hook, files=3, prefix=f"{dag_id}/m{n}/", save_prefix=f"{dag_id}/m{n}/")
+        for n in range(2)
+    ]
+    # About 40 s of objects: the 3 s timeout of its sensor runs out long before.
+    long = create_sample_task(emulator, hook, files=20, prefix=f"{dag_id}/long/", save_prefix=f"{dag_id}/long/")
+    deadline = time.monotonic() + RUN_TIMEOUT
+    wait_for_dag(airflow, dag_id, deadline - time.monotonic())
+    run_id = trigger(airflow, dag_id, {"migration_task_ids": short, "long_migration_task_id": long})
+    base = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
+    timed_out: list[str | None] = []
+    while (run := airflow.get(base))["state"] not in ("success", "failed"):
+        ti = airflow.find(f"{base}/taskInstances/wait_times_out")
+        if ti is not None and ti["state"] and (not timed_out or timed_out[-1] != ti["state"]):
+            timed_out.append(ti["state"])
+        if time.monotonic() > deadline:
+            raise DeploymentError(f"DAG run not done after {RUN_TIMEOUT} s: {run} {timed_out}{airflow.tails()}")
+        airflow.check_running()
+        time.sleep(0.5)
+
+    mapped = airflow.get(f"{base}/taskInstances/wait_mapped/listMapped")["task_instances"]
+    out_of_time = airflow.get(f"{base}/taskInstances/wait_times_out")
+    log = task_log(airflow, dag_id, run_id, task="wait_times_out")
+    context = f"{run}\n{mapped}\n{out_of_time}\nstates {timed_out}\n----- log -----\n{log[-6000:]}{airflow.tails()}"
+    # Each map index waited for its own task and succeeded with its figures; Airflow 3.3 starts no mapped task in
+    # the triggerer, so each deferred from a worker (it has a pid and a host).
+    assert sorted(ti["map_index"] for ti in mapped) == [0, 1], context
+    assert [ti["state"] for ti in mapped] == ["success", "success"], context
+    assert all(ti["hostname"] for ti in mapped), context
+    for ti in mapped:
+        xcom = airflow.get(
+            f"{base}/taskInstances/wait_mapped/xcomEntries/return_value", params={"map_index": ti["map_index"]}
+        )["value"]
+        assert (xcom["migration_task_id"], xcom["status"]) == (short[ti["map_index"]], 5), f"{xcom}\n{context}"
+    # The other sensor started in the triggerer; its StartTriggerArgs.timeout ran out, and a worker failed it.
+    assert run["state"] == "failed" and out_of_time["state"] == "failed", context
+    assert timed_out[0] == "deferred", context  # straight from the scheduler, no worker before
+    assert "AirflowSensorTimeout" in log, context
+    # A sensor never changes what it watches: the migration goes on.
+    assert emulator.get_task(long)["status"] in (TaskStatus.RUNNING, TaskStatus.SUCCEEDED), context
     no_credential_in(f"the task log of {dag_id} {run_id}", log)
 
 
