@@ -46,6 +46,8 @@ def _run_worker(ids: list[str], mode: str, sizes: Sizes, scratch: Path, emulator
         str(sizes.poll_rounds),
         "--mode",
         mode,
+        "--log",
+        str(scratch / f"{tag}-triggers.jsonl"),
     ]
     with (scratch / f"{tag}.log").open("w") as log:
         worker = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - fixed argv, no shell
@@ -68,6 +70,10 @@ def _run_worker(ids: list[str], mode: str, sizes: Sizes, scratch: Path, emulator
                 worker.wait()
     measured: dict[str, Any] = json.loads(result.read_text())
     rounds = measured["reads"] / len(ids)
+    # Every read logs its progress line, but where the lines are sent nowhere on purpose.
+    expected = 0 if mode == "shared, no progress lines" else len(ids) * (1 + rounds)
+    if measured["progress_lines"] < expected:
+        raise RuntimeError(f"{tag}: {measured['progress_lines']} progress lines logged, {expected:.0f} expected")
     by_kind = stats["by_kind"]
     measured.update(
         rounds=rounds,
@@ -92,7 +98,9 @@ def run(sizes: Sizes, scratch: Path) -> Section:
             "same emulator (its own process) and the same tasks. After every wait has read its task once, "
             f"{sizes.poll_rounds} more reads per wait are timed: requests counted by the emulator, CPU "
             "(`time.process_time`) of the trigger process, both per round (one read per wait); peak RSS (VmHWM) of "
-            "the trigger process. The project holds as many running tasks as there are waits."
+            "the trigger process. The project holds as many running tasks as there are waits. Logging is set up as "
+            "the triggerer's trigger runner sets it up (JSON lines, one unbuffered write each, there to the "
+            "triggerer's supervisor, here to a file); the supervisor's share is not counted."
         ),
     )
     data_dir = scratch / "poll-data"
@@ -124,7 +132,7 @@ def run(sizes: Sizes, scratch: Path) -> Section:
         Table(
             headers=[
                 "waits",
-                "reads",
+                "how each task is read",
                 "OMS requests a round",
                 "list pages / shows a round",
                 "CPU a round",
@@ -155,9 +163,10 @@ def run(sizes: Sizes, scratch: Path) -> Section:
             why=(
                 ""
                 if cpu <= GOAL_CPU_PER_ROUND
-                else f"The waits' own log lines (a progress line per read, through Airflow's logging) cost "
-                f"{cpu - quiet:.3f} s of it: {quiet:.3f} s a round without them. The transport's share is in "
-                "the async transport benchmark below"
+                else f"The waits' own log lines (a progress line per read, through Airflow's logging as the "
+                f"trigger runner sets it up) cost {cpu - quiet:.3f} s of it: {quiet:.3f} s a round without them"
+                f"{' (within the goal)' if quiet <= GOAL_CPU_PER_ROUND else ''}. Each wait keeps its progress "
+                "line per read. The transport's share is in the async transport benchmark below"
             ),
         )
     )

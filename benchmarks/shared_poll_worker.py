@@ -6,6 +6,10 @@ triggers' alone. ``--mode per-task`` reads every task with its own show, as befo
 threshold raised above the number of waits); ``--mode shared`` is the provider as it ships; ``--mode "shared, no
 progress lines"`` is the same with the waits' log lines sent nowhere, to show what they cost.
 
+Logging is set up as Airflow 3's triggerer sets it up in its trigger runner process: JSON lines, one unbuffered
+write each, there to the triggerer's supervisor process (which writes each trigger's log file), here to the file
+``--log``. The supervisor's share (decoding and writing the lines) is not in the figures.
+
 Handshake with the parent through files next to ``--result``: ``.warm`` once every trigger has read its task once
 (the parent then resets the emulator's counts and writes ``.go``), ``.done`` after ``--rounds`` more reads per
 trigger (the parent then reads the emulator's counts). The triggers are then cancelled; nothing is paused.
@@ -69,6 +73,14 @@ async def _measure(ids: list[str], conn_id: str, poll_interval: float, rounds: i
     }
 
 
+def _log_like_the_trigger_runner(path: Path) -> None:
+    """Configure logging as the trigger runner does (``supervisor._configure_logs_over_json_channel``)."""
+    from airflow.sdk.log import configure_logging, reset_logging
+
+    reset_logging()
+    configure_logging(json_output=True, output=path.open("wb", buffering=0), sending_to_supervisor=True)
+
+
 def main() -> int:
     """Measure, write the result as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -77,9 +89,11 @@ def main() -> int:
     parser.add_argument("--conn-id", required=True)
     parser.add_argument("--poll-interval", type=float, required=True)
     parser.add_argument("--rounds", type=int, required=True)
+    parser.add_argument("--log", type=Path, required=True, help="where the triggers' JSON log lines go")
     parser.add_argument("--mode", choices=["per-task", "shared", "shared, no progress lines"], required=True)
     args = parser.parse_args()
     ids = json.loads(args.ids.read_text())
+    _log_like_the_trigger_runner(args.log)
     if args.mode == "per-task":
         poller_module.MIN_SHARED_ASKS = len(ids) + 1
     if args.mode == "shared, no progress lines":  # what the wait's own log lines cost: they go nowhere
@@ -87,6 +101,8 @@ def main() -> int:
         silent.disabled = True
         MigrationTaskTrigger.log = silent  # type: ignore[assignment,misc]
     measured = asyncio.run(_measure(ids, args.conn_id, args.poll_interval, args.rounds, args.result))
+    with args.log.open("rb") as lines:
+        measured["progress_lines"] = sum(b'"OMS task ' in line for line in lines)
     args.result.write_text(json.dumps(measured))
     return 0
 
