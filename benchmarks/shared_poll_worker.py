@@ -10,6 +10,9 @@ Logging is set up as Airflow 3's triggerer sets it up in its trigger runner proc
 write each, there to the triggerer's supervisor process (which writes each trigger's log file), here to the file
 ``--log``. The supervisor's share (decoding and writing the lines) is not in the figures.
 
+``--spread`` starts the triggers one after the other over one poll interval, as waits that deferred at different
+moments, instead of all at once.
+
 Handshake with the parent through files next to ``--result``: ``.warm`` once every trigger has read its task once
 (the parent then resets the emulator's counts and writes ``.go``), ``.done`` after ``--rounds`` more reads per
 trigger (the parent then reads the emulator's counts). The triggers are then cancelled; nothing is paused.
@@ -32,14 +35,20 @@ from airflow_provider_oms.triggers import poller as poller_module
 from airflow_provider_oms.triggers.oms import MigrationTaskTrigger
 
 
-async def _measure(ids: list[str], conn_id: str, poll_interval: float, rounds: int, result: Path) -> dict[str, Any]:
+async def _measure(
+    ids: list[str], conn_id: str, poll_interval: float, rounds: int, result: Path, spread: bool
+) -> dict[str, Any]:
     reads = 0
+    seen: set[str] = set()
     read = poller_module.SharedPoller.read
 
-    async def counted(self: poller_module.SharedPoller, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    async def counted(
+        self: poller_module.SharedPoller, migration_task_id: str, *args: Any, **kwargs: Any
+    ) -> dict[str, Any]:
         nonlocal reads
-        task = await read(self, *args, **kwargs)
+        task = await read(self, migration_task_id, *args, **kwargs)
         reads += 1
+        seen.add(migration_task_id)
         return task
 
     poller_module.SharedPoller.read = counted  # type: ignore[method-assign]
@@ -49,8 +58,12 @@ async def _measure(ids: list[str], conn_id: str, poll_interval: float, rounds: i
         )
         for task_id in ids
     ]
-    waits = [asyncio.ensure_future(anext(trigger.run())) for trigger in triggers]
-    while reads < len(ids):
+    waits = []
+    for trigger in triggers:
+        waits.append(asyncio.ensure_future(anext(trigger.run())))
+        if spread:
+            await asyncio.sleep(poll_interval / len(triggers))
+    while len(seen) < len(ids):
         await asyncio.sleep(0.05)
     result.with_suffix(".warm").touch()
     while not result.with_suffix(".go").exists():
@@ -90,6 +103,7 @@ def main() -> int:
     parser.add_argument("--poll-interval", type=float, required=True)
     parser.add_argument("--rounds", type=int, required=True)
     parser.add_argument("--log", type=Path, required=True, help="where the triggers' JSON log lines go")
+    parser.add_argument("--spread", action="store_true", help="start the triggers over one poll interval")
     parser.add_argument("--mode", choices=["per-task", "shared", "shared, no progress lines"], required=True)
     args = parser.parse_args()
     ids = json.loads(args.ids.read_text())
@@ -100,7 +114,7 @@ def main() -> int:
         silent = logging.getLogger("oms-bench-silent")
         silent.disabled = True
         MigrationTaskTrigger.log = silent  # type: ignore[assignment,misc]
-    measured = asyncio.run(_measure(ids, args.conn_id, args.poll_interval, args.rounds, args.result))
+    measured = asyncio.run(_measure(ids, args.conn_id, args.poll_interval, args.rounds, args.result, args.spread))
     with args.log.open("rb") as lines:
         measured["progress_lines"] = sum(b'"OMS task ' in line for line in lines)
     args.result.write_text(json.dumps(measured))

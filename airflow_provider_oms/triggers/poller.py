@@ -10,9 +10,11 @@ into a round. A round with few asks, or with fewer asks than the pages the runni
 one show (``GET /tasks/{id}``), as a lone wait always did; so does a round whose tasks are not running yet
 (status 1), until a show finds one running. Otherwise it pages through the project's running tasks
 (``GET /tasks?status=2``, 100 a page, newest first, stopping once every asked task was seen) and reads each asked
-task that is not among them (it changed state) with one show. Waits that sleep the same interval after the same
-round ask together again, so their rounds stay merged; waits that deferred further apart than the gather window
-keep separate rounds.
+task that is not among them (it changed state) with one show. A round gathers the asks of a tenth of the
+shortest poll interval among its waits (6 s at most), so a read comes at most that late and never sooner than
+its wait's interval. Waits that sleep the same interval after the same round ask together again, so their rounds
+stay merged; waits that deferred further apart than the gather window keep separate rounds, at most about ten per
+poll interval.
 
 The list call, its retries and its backoff (a 429's ``Retry-After``) serve every wait of the round at once. The
 list's status filter takes one value and lists every running task of the project, watched or not: the poller
@@ -46,8 +48,10 @@ PAGE_SIZE = 100
 MIN_SHARED_ASKS = 4
 #: While shows are chosen over the list, list anyway every this many rounds, to learn how many tasks run.
 LIST_REFRESH_ROUNDS = 20
-#: How long a round waits for more asks once the first came (at most a tenth of that wait's poll interval).
-GATHER_SECONDS = 1.0
+#: How long a round waits for more asks once the first came: a tenth of the shortest poll interval among its waits,
+#: and at most this (a tenth of the event trigger's default 60 s). So waits make at most about ten rounds per poll
+#: interval however far apart they deferred, and each read comes at most a tenth of its interval late.
+GATHER_SECONDS = 6.0
 
 _HASH_KEY = secrets.token_bytes(32)
 _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], SharedPoller]] = (

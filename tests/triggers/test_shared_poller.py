@@ -7,6 +7,7 @@ real against the emulator over HTTP; what the emulator received is what is count
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -15,7 +16,8 @@ import pytest
 from airflow_provider_oms.constants import TaskStatus
 from airflow_provider_oms.testing import OMSEmulator
 from airflow_provider_oms.triggers import poller as poller_module
-from airflow_provider_oms.triggers.oms import MigrationTaskTrigger
+from airflow_provider_oms.triggers.oms import MigrationTaskTrigger, connect
+from airflow_provider_oms.triggers.poller import shared_poller
 from airflow_provider_oms.waiting import fingerprint
 from tests.helpers import create_sample_task, paused_sample_task
 
@@ -138,6 +140,38 @@ def test_shows_when_the_running_tasks_fill_more_pages_than_there_are_waits(
     assert 1 <= len(lists) <= 3, len(lists)
     assert sum(map(is_show, emulator.requests)) >= 3 * len(watched)
     assert others
+
+
+def test_waits_that_ask_apart_share_a_round_of_a_tenth_of_their_interval(make_emulator: Any, oms_conn: str) -> None:
+    emulator, hook = make_emulator(task_start_delay=0, object_delay=3600)  # running for the whole test
+    task_ids = running_tasks(emulator, hook, count=5, files=1)
+    emulator.reset_requests()
+    log = logging.getLogger(__name__)
+
+    async def read_apart() -> tuple[list[dict[str, Any]], list[float]]:
+        builder, config = await connect(oms_conn)
+        poller = shared_poller(builder, config)
+        started = time.monotonic()
+
+        async def ask(n: int, task_id: str) -> tuple[dict[str, Any], float]:
+            await asyncio.sleep(0.6 * n)  # as waits that deferred at different moments
+            asked = time.monotonic()
+            task = await poller.read(task_id, poll_interval=30, wait_log=log)
+            return task, time.monotonic() - asked
+
+        with poller.watching(len(task_ids)):
+            answers = await asyncio.gather(*(ask(n, task_id) for n, task_id in enumerate(task_ids)))
+        assert time.monotonic() - started < 15
+        return [task for task, _ in answers], [late for _, late in answers]
+
+    tasks, lateness = asyncio.run(read_apart())
+
+    assert [str(task["id"]) for task in tasks] == task_ids
+    assert {task["status"] for task in tasks} == {TaskStatus.RUNNING}
+    # Asked over 2.4 s, all read in one round: the 3 s (a tenth of 30 s) after the first ask. With a 1-s window
+    # they made three rounds, two of them too small to list (shows).
+    assert (sum(map(is_list, emulator.requests)), sum(map(is_show, emulator.requests))) == (1, 0)
+    assert max(lateness) < 3 + 1.5, lateness  # no read later than a tenth of its interval (and the list's time)
 
 
 def test_a_429_on_the_list_backs_the_whole_poller_off_once(make_emulator: Any, oms_conn: str) -> None:
