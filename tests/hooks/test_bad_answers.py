@@ -163,3 +163,34 @@ def test_the_trigger_reports_a_bad_answer_as_an_error_event(canned):
     assert payload["status"] == "error"
     assert "HTTP 502" in payload["message"] and "502 Bad Gateway" in payload["message"]
     assert len(canned.paths) == 3
+
+
+#: Answers the sync path refuses (tests above), each with what its error says.
+REFUSED = {
+    "over the size cap": ((200, {}, b'{"id": "' + b"x" * (9 * 1024 * 1024) + b'"}'), "is larger than 8 MiB"),
+    "a redirect": ((302, {"Location": "http://127.0.0.1:9/elsewhere"}, b""), "redirects are not followed"),
+    "not JSON": ((200, {}, b"not json at all"), "returned HTTP 200 with a body that is not JSON"),
+    "HTML error page": ((502, {"Content-Type": "text/html"}, HTML), "HTTP 502"),
+}
+
+
+@pytest.mark.parametrize("answer", REFUSED)
+def test_the_deferrable_wait_refuses_a_bad_answer_as_the_hook_does(canned, answer):
+    response, says = REFUSED[answer]
+    canned.answers.extend([response] * 3)  # enough for the retries of what is retried
+    with pytest.raises(OMSApiError, match=says) as refused:
+        OMSHook("canned").get_task("1")
+    sync_tries = len(canned.paths)
+    canned.answers.clear()
+    canned.answers.extend([response] * 3)
+
+    async def first_event():
+        trigger = MigrationTaskTrigger(migration_task_id="1", oms_conn_id="canned", poll_interval=0.1)
+        return (await anext(trigger.run())).payload
+
+    payload = asyncio.run(first_event())
+
+    # The same error, after as many tries: one mapping of answers to errors on both paths.
+    assert payload["status"] == "error", payload
+    assert str(refused.value) in payload["message"], (str(refused.value), payload["message"])
+    assert len(canned.paths) == 2 * sync_tries, canned.paths
