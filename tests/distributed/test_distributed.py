@@ -262,12 +262,12 @@ def test_fan_out_over_two_workers_and_two_triggerers(deployment, emulator, hook,
     for task_id in worker_ids + deferred_ids:
         assert emulator.get_task(task_id)["status"] == TaskStatus.SUCCEEDED
     assert_copied(emulator, worker_ids + deferred_ids)
-    # The waits in the triggerers read their running tasks through each triggerer's shared poller, a list page a
-    # round when 4 or more of them ask together; the same number of waits in workers read one show each per poll
-    # (8 a task here). The deferred side still sends shows no poller saves: the worker's reads around the start,
-    # each trigger's first read, the read after a task left the running list, and the rounds of waits that
-    # deferred further apart than the gather window (measured: 5 lists and 115 shows for 20 waits, against 160).
-    assert reads["lists"] >= 2, reads
+    # The waits in the triggerers read their tasks through each triggerer's shared poller: a list page a round when
+    # 4 or more of them ask within one gather window (a tenth of the 2-s interval here), shows otherwise. How many
+    # do depends on when the workers deferred them: 5 lists and 115 shows for 20 waits in one run, 0 and 135 in
+    # another (BENCHMARKS.md's "Shared polling" measures the rounds where it can be controlled). The same number
+    # of waits in workers read one show each per poll (8 a task here); the deferred side reads less either way (no
+    # read while a wait is handed over, a round's gather window added to each interval).
     assert reads["lists"] + reads["deferred_shows"] < reads["worker_shows"], reads
 
 
