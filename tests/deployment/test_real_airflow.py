@@ -317,15 +317,16 @@ def test_a_sensor_started_in_the_triggerer_runs_on_no_worker(airflow, emulator):
 def test_mapped_sensors_defer_from_workers_and_a_trigger_out_of_time_fails_the_sensor(airflow, emulator):
     dag_id = "oms_test_sensor_from_trigger_edges"
     hook = OMSHook(CONN_ID)
-    short = [
-        create_sample_task(emulator, hook, files=3, prefix=f"{dag_id}/m{n}/", save_prefix=f"{dag_id}/m{n}/")
+    # About 20 s each: the mapped sensors defer from workers well before their tasks end (see slow_emulator).
+    watched = [
+        create_sample_task(emulator, hook, files=FILES, prefix=f"{dag_id}/m{n}/", save_prefix=f"{dag_id}/m{n}/")
         for n in range(2)
     ]
     # About 40 s of objects: the 3 s timeout of its sensor runs out long before.
     long = create_sample_task(emulator, hook, files=20, prefix=f"{dag_id}/long/", save_prefix=f"{dag_id}/long/")
     deadline = time.monotonic() + RUN_TIMEOUT
     wait_for_dag(airflow, dag_id, deadline - time.monotonic())
-    run_id = trigger(airflow, dag_id, {"migration_task_ids": short, "long_migration_task_id": long})
+    run_id = trigger(airflow, dag_id, {"migration_task_ids": watched, "long_migration_task_id": long})
     base = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
     timed_out: list[str | None] = []
     while (run := airflow.get(base))["state"] not in ("success", "failed"):
@@ -350,7 +351,7 @@ def test_mapped_sensors_defer_from_workers_and_a_trigger_out_of_time_fails_the_s
         xcom = airflow.get(
             f"{base}/taskInstances/wait_mapped/xcomEntries/return_value", params={"map_index": ti["map_index"]}
         )["value"]
-        assert (xcom["migration_task_id"], xcom["status"]) == (short[ti["map_index"]], 5), f"{xcom}\n{context}"
+        assert (xcom["migration_task_id"], xcom["status"]) == (watched[ti["map_index"]], 5), f"{xcom}\n{context}"
     # The other sensor started in the triggerer; its StartTriggerArgs.timeout ran out, and a worker failed it.
     assert run["state"] == "failed" and out_of_time["state"] == "failed", context
     assert timed_out[0] == "deferred", context  # straight from the scheduler, no worker before
