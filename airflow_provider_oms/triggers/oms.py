@@ -178,7 +178,8 @@ class MigrationTaskTrigger(BaseTrigger):
 
     :param migration_task_id: the OMS task id.
     :param oms_conn_id: the OMS connection; credentials are read from it in the triggerer, never serialized.
-    :param poll_interval: seconds between two reads of the task.
+    :param poll_interval: seconds between two reads of the task (with other waits in the same triggerer, a read may
+        come up to a tenth of this later, gathered into one round: see ``triggers/poller.py``).
     :param deadline: a UNIX time after which a ``timeout`` event is sent; ``None`` waits without limit.
     :param target_statuses: statuses that end the wait successfully (default: succeeded).
     :param failure_statuses: statuses that end the wait with ``failed`` (default: failed).
