@@ -169,7 +169,7 @@ def test_waits_that_ask_apart_share_a_round_of_a_tenth_of_their_interval(make_em
     assert [str(task["id"]) for task in tasks] == task_ids
     assert {task["status"] for task in tasks} == {TaskStatus.RUNNING}
     # Asked over 2.4 s, all read in one round: the 3 s (a tenth of 30 s) after the first ask. With a 1-s window
-    # they made three rounds, two of them too small to list (shows).
+    # they made three rounds, each too small to list: five shows.
     assert (sum(map(is_list, emulator.requests)), sum(map(is_show, emulator.requests))) == (1, 0)
     assert max(lateness) < 3 + 1.5, lateness  # no read later than a tenth of its interval (and the list's time)
 
